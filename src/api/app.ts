@@ -1,0 +1,69 @@
+// Builds the Hono app from its dependencies: auth, routes, problem+json errors.
+import { Hono } from 'hono';
+import { requestId } from 'hono/request-id';
+import type { Sql } from '../db/client.js';
+import { pendingMigrations } from '../db/migrate.js';
+import type { Logger } from '../log.js';
+import type { AddressPolicy, LookupAll } from '../net/address-policy.js';
+import type { Tenant, TenantDirectory } from '../tenancy/directory.js';
+import type { WatchStore } from '../watches/store.js';
+import { ApiError, NotFound, Unauthorized, onError, problem } from './errors.js';
+import { taskRoutes } from './tasks.js';
+import { watchRoutes } from './watches.js';
+
+export interface AppDeps {
+  sql: Sql;
+  log: Logger;
+  tenants: TenantDirectory;
+  watches: WatchStore;
+  policy: AddressPolicy;
+  lookupAll?: LookupAll;
+  onEnqueued?: () => void;
+  /** extra readiness checks, e.g. the engines' database health */
+  ready?: () => boolean;
+}
+
+export type AppEnv = { Variables: { tenant: Tenant; requestId: string } };
+
+export function createApp(deps: AppDeps) {
+  const app = new Hono<AppEnv>();
+  app.onError(onError(deps.log));
+  app.notFound((c) => problem(c, NotFound('route', `${c.req.method} ${c.req.path}`)));
+  app.use(requestId());
+  app.use(async (c, next) => {
+    const started = performance.now();
+    await next();
+    deps.log.info(
+      { req_id: c.var.requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) },
+      'request',
+    );
+  });
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    try {
+      const pending = await pendingMigrations(deps.sql);
+      if (pending > 0) return c.json({ status: 'not ready', reason: `${pending} migration(s) pending` }, 503);
+      if (deps.ready && !deps.ready()) return c.json({ status: 'not ready', reason: 'workers cannot reach the database' }, 503);
+      return c.json({ status: 'ready' });
+    } catch (err) {
+      return c.json({ status: 'not ready', reason: `database unreachable: ${(err as Error).message}` }, 503);
+    }
+  });
+
+  const v1 = new Hono<AppEnv>();
+  v1.use(async (c, next) => {
+    const header = c.req.header('authorization') ?? '';
+    const m = /^Bearer ([\x21-\x7e]{1,512})$/.exec(header);
+    const tenant = m ? await deps.tenants.byApiKey(m[1]!) : undefined;
+    if (!tenant) throw Unauthorized();
+    c.set('tenant', tenant);
+    await next();
+  });
+  v1.route('/watches', watchRoutes(deps));
+  v1.route('/tasks', taskRoutes(deps));
+  app.route('/v1', v1);
+  return app;
+}
+
+export { ApiError };

@@ -1,0 +1,55 @@
+// Typed API errors and the one place they become application/problem+json (RFC 9457).
+import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { Logger } from '../log.js';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly slug: string,
+    readonly title: string,
+    readonly detail: string,
+    readonly headers: Record<string, string> = {},
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(detail);
+  }
+}
+
+export const BadRequest = (detail: string) => new ApiError(400, 'malformed-request', 'Malformed request', detail);
+export const Unauthorized = (detail = 'a valid gateway key is required: Authorization: Bearer <key>') =>
+  new ApiError(401, 'unauthorized', 'Unauthorized', detail, { 'www-authenticate': 'Bearer' });
+export const NotFound = (entity: string, id: string) => new ApiError(404, 'not-found', 'Not found', `no ${entity} ${id}`);
+export const Conflict = (detail: string) => new ApiError(409, 'conflict', 'Conflict', detail);
+export const TooLarge = (detail: string) => new ApiError(413, 'too-large', 'Payload too large', detail);
+export const UnsupportedMediaType = () =>
+  new ApiError(415, 'unsupported-media-type', 'Unsupported media type', 'the request body must be application/json');
+export const Invalid = (detail: string, errors?: Array<{ field: string; message: string }>) =>
+  new ApiError(422, 'invalid', 'Invalid request', detail, {}, errors ? { errors } : {});
+
+export function problem(c: Context, err: ApiError): Response {
+  return c.body(
+    JSON.stringify({
+      type: `https://taskhook.dev/problems/${err.slug}`,
+      title: err.title,
+      status: err.status,
+      detail: err.detail,
+      ...err.extra,
+    }),
+    err.status,
+    { 'content-type': 'application/problem+json', ...err.headers },
+  );
+}
+
+export function onError(log: Logger) {
+  return (err: Error, c: Context): Response => {
+    if (err instanceof ApiError) return problem(c, err);
+    // Hono's own HTTP errors (e.g. from middleware) keep their status.
+    const status = (err as { status?: number }).status;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      return problem(c, new ApiError(status as ContentfulStatusCode, 'http-error', 'Request error', err.message || 'request error'));
+    }
+    log.error({ err, path: c.req.path }, 'unhandled error');
+    return problem(c, new ApiError(500, 'internal', 'Internal error', 'something went wrong on our side; the request was not applied'));
+  };
+}

@@ -1,0 +1,55 @@
+// zod schemas for request input, and the one translation of zod issues into a 422.
+import { z } from 'zod';
+import { EVENT_TYPES, WATCH_STATUSES } from '../watches/store.js';
+import { Invalid } from './errors.js';
+
+export const TASK_ID = /^[A-Za-z0-9._:-]{1,256}$/;
+export const MAX_METADATA_BYTES = 16 * 1024;
+
+export const registerWatchBody = z
+  .object({
+    task_id: z.string({ message: 'task_id is required: 1-256 characters of [A-Za-z0-9._:-]' }).regex(TASK_ID, {
+      message: 'task_id must be 1-256 characters of [A-Za-z0-9._:-]',
+    }),
+    callback_url: z.string({ message: 'callback_url is required: an http(s) URL' }).min(1).max(2048, {
+      message: 'callback_url must be at most 2048 characters',
+    }),
+    metadata: z
+      .record(z.string(), z.unknown(), { message: 'metadata must be a JSON object' })
+      .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_METADATA_BYTES, {
+        message: `metadata must serialise to at most ${MAX_METADATA_BYTES} bytes`,
+      })
+      .optional(),
+    events: z
+      .array(z.enum(EVENT_TYPES, { message: `events may contain ${EVENT_TYPES.join(', ')}` }), {
+        message: 'events must be an array of event types',
+      })
+      .min(1, { message: 'events must name at least one event type' })
+      .max(EVENT_TYPES.length)
+      .optional(),
+  })
+  .strict();
+
+export const listWatchesQuery = z
+  .object({
+    status: z.enum(WATCH_STATUSES, { message: `status must be one of ${WATCH_STATUSES.join(', ')}` }).optional(),
+    task_id: z.string().regex(TASK_ID, { message: 'task_id must be 1-256 characters of [A-Za-z0-9._:-]' }).optional(),
+    limit: z.coerce
+      .number({ message: 'limit must be an integer 1-100' })
+      .int({ message: 'limit must be an integer 1-100' })
+      .min(1, { message: 'limit must be an integer 1-100' })
+      .max(100, { message: 'limit must be an integer 1-100' })
+      .default(20),
+    cursor: z.string().regex(/^wat_[0-9a-z]{26}$/, { message: 'cursor must be a next_cursor value from a previous page' }).optional(),
+  })
+  .strict();
+
+export function parseOrThrow<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
+  const parsed = schema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const errors = parsed.error.issues.map((i) => ({
+    field: i.path.join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(', ') : '(body)'),
+    message: i.code === 'unrecognized_keys' ? `unknown field(s): ${i.keys.join(', ')}` : i.message,
+  }));
+  throw Invalid(errors.map((e) => e.message).join('; '), errors);
+}

@@ -1,0 +1,67 @@
+// /v1/watches: register, read, list, cancel, attempts, redeliver.
+import { Hono } from 'hono';
+import type { AppEnv, AppDeps } from './app.js';
+import { readJsonObject } from './body.js';
+import { Conflict, Invalid, NotFound } from './errors.js';
+import { listWatchesQuery, parseOrThrow, registerWatchBody } from './validation.js';
+import { checkCallbackUrl } from '../net/address-policy.js';
+import { DEFAULT_EVENTS } from '../watches/store.js';
+
+const WATCH_ID = /^wat_[0-9a-z]{26}$/;
+
+export function watchRoutes(deps: AppDeps) {
+  const app = new Hono<AppEnv>();
+  const { watches } = deps;
+
+  const watchId = (id: string) => {
+    if (!WATCH_ID.test(id)) throw NotFound('watch', id);
+    return id;
+  };
+
+  app.post('/', async (c) => {
+    const input = parseOrThrow(registerWatchBody, await readJsonObject(c));
+    const check = await checkCallbackUrl(input.callback_url, deps.policy, deps.lookupAll);
+    if (!check.ok) throw Invalid(check.reason, [{ field: 'callback_url', message: check.reason }]);
+    const events = input.events ? [...new Set(input.events)] : DEFAULT_EVENTS;
+    const { created, watch } = await watches.register(c.var.tenant.id, {
+      task_id: input.task_id,
+      callback_url: check.url.href,
+      metadata: input.metadata ?? {},
+      events,
+    });
+    return c.json(watch, created ? 201 : 200);
+  });
+
+  app.get('/', async (c) => {
+    const q = parseOrThrow(listWatchesQuery, c.req.query());
+    return c.json(await watches.list(c.var.tenant.id, q));
+  });
+
+  app.get('/:id', async (c) => {
+    const watch = await watches.get(c.var.tenant.id, watchId(c.req.param('id')));
+    if (!watch) throw NotFound('watch', c.req.param('id'));
+    return c.json(watch);
+  });
+
+  app.delete('/:id', async (c) => {
+    const watch = await watches.cancel(c.var.tenant.id, watchId(c.req.param('id')));
+    if (!watch) throw NotFound('watch', c.req.param('id'));
+    return c.json(watch);
+  });
+
+  app.get('/:id/deliveries', async (c) => {
+    const attempts = await watches.attempts(c.var.tenant.id, watchId(c.req.param('id')));
+    if (!attempts) throw NotFound('watch', c.req.param('id'));
+    return c.json({ data: attempts });
+  });
+
+  app.post('/:id/redeliver', async (c) => {
+    const result = await watches.redeliver(c.var.tenant.id, watchId(c.req.param('id')));
+    if (result === 'not_found') throw NotFound('watch', c.req.param('id'));
+    if (result === 'not_ready') throw Conflict('the watch has no terminal event to redeliver yet (or was cancelled)');
+    deps.onEnqueued?.();
+    return c.json(result, 202);
+  });
+
+  return app;
+}

@@ -1,0 +1,153 @@
+// The environment, parsed once at boot into a typed Config. Nothing else in the
+// codebase reads process.env: everything that varies by deployment is here.
+import path from 'node:path';
+import { z } from 'zod';
+import { parseAllowPrivate, type PrivateAllowance } from './net/address-policy.js';
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "5s" / "2m" / "1h" / "250ms" → milliseconds, or undefined if it is not one. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * UNITS[m[2]!]!);
+}
+
+const httpUrl = z
+  .string()
+  .url({ message: 'expected an http(s) URL' })
+  .refine((v) => /^https?:\/\//i.test(v), { message: 'expected an http(s) URL' })
+  .transform((v) => v.replace(/\/+$/, ''));
+
+const positiveInt = (what: string) =>
+  z.coerce.number({ message: `expected ${what}` }).int({ message: `expected ${what}` }).positive({ message: `expected ${what}` });
+
+const schema = z.object({
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// connection string' })
+    .optional(),
+  TASKHOOK_DATA_DIR: z.string().min(1).default('./.taskhook'),
+  PORT: z.coerce
+    .number({ message: 'expected a port number 0-65535' })
+    .int({ message: 'expected a port number 0-65535' })
+    .min(0, { message: 'expected a port number 0-65535' })
+    .max(65535, { message: 'expected a port number 0-65535' })
+    .default(8080),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  TASKHOOK_ROLE: z.enum(['api', 'worker', 'all'], { message: 'expected api, worker or all' }).default('all'),
+  UPSTREAM_BASE_URL: httpUrl.default('https://api.aiclonevoicefree.com'),
+  UPSTREAM_API_KEY: z.string().min(1).optional(),
+  TASKHOOK_API_KEY: z
+    .string()
+    .min(16, { message: 'expected at least 16 characters' })
+    .regex(/^[\x21-\x7e]+$/, { message: 'expected printable ASCII without spaces' })
+    .optional(),
+  TASKHOOK_SIGNING_SECRET: z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, { message: 'expected whsec_ followed by base64' })
+    .refine((v) => Buffer.from(v.slice(6), 'base64').length >= 24, { message: 'expected at least 24 bytes of key after whsec_' })
+    .optional(),
+  TASKHOOK_ADMIN_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).optional(),
+  TASKHOOK_ENCRYPTION_KEY: z
+    .string()
+    .refine((v) => Buffer.from(v, 'base64').length === 32, { message: 'expected 32 bytes, base64-encoded' })
+    .optional(),
+  TASKHOOK_ALLOW_PRIVATE_CALLBACKS: z
+    .string()
+    .default('false')
+    .transform((v, ctx): PrivateAllowance => {
+      try {
+        return parseAllowPrivate(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
+  TASKHOOK_NOT_FOUND_GRACE_S: z.coerce.number({ message: 'expected seconds' }).min(0, { message: 'expected seconds ≥ 0' }).default(60),
+  TASKHOOK_MAX_WATCH_AGE_S: positiveInt('a positive number of seconds').default(86_400),
+  TASKHOOK_RETRY_SCHEDULE: z
+    .string()
+    .default('5s,30s,2m,10m,30m,1h,3h,6h,12h')
+    .transform((v, ctx) => {
+      const parts = v.split(',').map((p) => parseDuration(p));
+      if (parts.length === 0 || parts.some((p) => p === undefined || p <= 0)) {
+        ctx.addIssue({ code: 'custom', message: 'expected a comma list of durations like 5s,30s,2m,1h' });
+        return z.NEVER;
+      }
+      return parts as number[];
+    }),
+  TASKHOOK_DELIVERY_TIMEOUT_S: z.coerce
+    .number({ message: 'expected seconds (1-300)' })
+    .min(0.1, { message: 'expected seconds (0.1-300)' })
+    .max(300, { message: 'expected seconds (0.1-300)' })
+    .default(15),
+  TASKHOOK_SHUTDOWN_TIMEOUT_S: z.coerce.number({ message: 'expected seconds' }).min(0).max(600).default(10),
+  // Multiplies every polling delay: tests and demos run the same schedule faster.
+  TASKHOOK_POLL_SCALE: z.coerce
+    .number({ message: 'expected a number between 0.001 and 100' })
+    .min(0.001, { message: 'expected a number between 0.001 and 100' })
+    .max(100, { message: 'expected a number between 0.001 and 100' })
+    .default(1),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type Env = z.input<typeof schema>;
+
+export interface Config {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  port: number;
+  host: string;
+  role: 'api' | 'worker' | 'all';
+  upstreamBaseUrl: string;
+  upstreamApiKey: string | undefined;
+  apiKey: string | undefined;
+  signingSecret: string | undefined;
+  adminToken: string | undefined;
+  encryptionKey: string | undefined;
+  allowPrivateCallbacks: PrivateAllowance;
+  notFoundGraceMs: number;
+  maxWatchAgeMs: number;
+  retryScheduleMs: number[];
+  deliveryTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  pollScale: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+/** Parse the environment; a bad value throws ConfigError whose message is one line naming the variable. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  // An empty variable means "unset", the way shells and compose files write it.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? 'environment');
+    throw new ConfigError(`invalid ${name}: ${issue.message} (got ${JSON.stringify(String(cleaned[name] ?? ''))})`);
+  }
+  const e = parsed.data;
+  return {
+    databaseUrl: e.DATABASE_URL,
+    dataDir: path.resolve(e.TASKHOOK_DATA_DIR),
+    port: e.PORT,
+    host: e.HOST,
+    role: e.TASKHOOK_ROLE,
+    upstreamBaseUrl: e.UPSTREAM_BASE_URL,
+    upstreamApiKey: e.UPSTREAM_API_KEY,
+    apiKey: e.TASKHOOK_API_KEY,
+    signingSecret: e.TASKHOOK_SIGNING_SECRET,
+    adminToken: e.TASKHOOK_ADMIN_TOKEN,
+    encryptionKey: e.TASKHOOK_ENCRYPTION_KEY,
+    allowPrivateCallbacks: e.TASKHOOK_ALLOW_PRIVATE_CALLBACKS,
+    notFoundGraceMs: e.TASKHOOK_NOT_FOUND_GRACE_S * 1000,
+    maxWatchAgeMs: e.TASKHOOK_MAX_WATCH_AGE_S * 1000,
+    retryScheduleMs: e.TASKHOOK_RETRY_SCHEDULE,
+    deliveryTimeoutMs: Math.round(e.TASKHOOK_DELIVERY_TIMEOUT_S * 1000),
+    shutdownTimeoutMs: e.TASKHOOK_SHUTDOWN_TIMEOUT_S * 1000,
+    pollScale: e.TASKHOOK_POLL_SCALE,
+    logLevel: e.LOG_LEVEL,
+  };
+}

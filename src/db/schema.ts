@@ -1,0 +1,156 @@
+// The tables. Two of them are hot: `upstream_tasks` (one narrow row per task being
+// polled, rewritten every few seconds) and `deliveries` (the outbox). Both are
+// claimed through partial indexes on their due time, and finished rows leave
+// `upstream_tasks` altogether, so the claim stays O(batch) however much history piles up.
+import { sql } from 'drizzle-orm';
+import {
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  smallint,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+export const tenants = pgTable('tenants', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  /** SHA-256 hex of the gateway key; the key itself is shown once and never stored. */
+  apiKeyHash: text('api_key_hash').notNull().unique(),
+  signingSecret: text('signing_secret').notNull(),
+  /** The secret before the last rotation, still signed with until previousSecretExpiresAt. */
+  previousSigningSecret: text('previous_signing_secret'),
+  previousSecretExpiresAt: ts('previous_secret_expires_at'),
+  /** null = the deployment's UPSTREAM_BASE_URL. */
+  upstreamBaseUrl: text('upstream_base_url'),
+  /** AES-256-GCM ciphertext "keyId:iv:tag:data" (base64 parts), tenant id bound as AAD. */
+  upstreamApiKeyEnc: text('upstream_api_key_enc'),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  updatedAt: ts('updated_at').notNull().defaultNow(),
+  disabledAt: ts('disabled_at'),
+});
+
+/**
+ * One row per (tenant, task_id) while someone is watching it. Kept narrow on purpose:
+ * the scheduler rewrites it on every poll, so the snapshot lives in `task_snapshots`
+ * and is only written when upstream's answer actually changed.
+ * `next_poll_at` doubles as the lease expiry while a worker holds `lease_token`:
+ * a worker that dies simply lets the row come due again.
+ */
+export const upstreamTasks = pgTable(
+  'upstream_tasks',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    tenantId: text('tenant_id').notNull(),
+    taskId: text('task_id').notNull(),
+    nextPollAt: ts('next_poll_at').notNull(),
+    leaseToken: uuid('lease_token'),
+    polls: integer('polls').notNull().default(0),
+    /** consecutive 401s; three in a row give up the task */
+    unauthorizedStreak: smallint('unauthorized_streak').notNull().default(0),
+    /** consecutive 5xx/timeouts/malformed answers, for backoff */
+    errorStreak: smallint('error_streak').notNull().default(0),
+    processingSeen: boolean('processing_seen').notNull().default(false),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('upstream_tasks_tenant_task_uq').on(t.tenantId, t.taskId),
+      // Finished rows are deleted, so every row here is live: the whole table is the "partial" set.
+    index('upstream_tasks_due_idx').on(t.nextPollAt),
+  ],
+);
+
+/** The last answer upstream gave for a task, verbatim. Survives the task's upstream_tasks row. */
+export const taskSnapshots = pgTable(
+  'task_snapshots',
+  {
+    tenantId: text('tenant_id').notNull(),
+    taskId: text('task_id').notNull(),
+    status: text('status').notNull(),
+    /** upstream's answer as text, byte for byte: jsonb would reorder its keys */
+    snapshot: text('snapshot').notNull(),
+    /** polls made so far; copied here when the task leaves upstream_tasks */
+    polls: integer('polls').notNull().default(0),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('task_snapshots_pk').on(t.tenantId, t.taskId)],
+);
+
+export const watches = pgTable(
+  'watches',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull(),
+    taskId: text('task_id').notNull(),
+    callbackUrl: text('callback_url').notNull(),
+    metadata: jsonb('metadata').notNull().default({}),
+    events: text('events').array().notNull(),
+    /** watching | delivering | delivered | undeliverable | cancelled */
+    status: text('status').notNull().default('watching'),
+    processingSent: boolean('processing_sent').notNull().default(false),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('watches_tenant_task_callback_uq').on(t.tenantId, t.taskId, t.callbackUrl),
+    // ids sort by creation time, so "newest first" pages walk this index backwards
+    index('watches_tenant_id_idx').on(t.tenantId, t.id),
+    index('watches_tenant_task_active_idx').on(t.tenantId, t.taskId).where(sql`status = 'watching'`),
+  ],
+);
+
+/**
+ * The outbox: one row per event to deliver, written in the same transaction that
+ * decided the event. `id` is the webhook-id (msg_…) and `payload` the exact body,
+ * fixed at creation so every retry and redelivery sends identical bytes.
+ */
+export const deliveries = pgTable(
+  'deliveries',
+  {
+    id: text('id').primaryKey(),
+    tenantId: text('tenant_id').notNull(),
+    watchId: text('watch_id').notNull(),
+    eventType: text('event_type').notNull(),
+    /** true for the event that ends the watch (everything but task.processing) */
+    terminal: boolean('terminal').notNull(),
+    callbackUrl: text('callback_url').notNull(),
+    payload: text('payload').notNull(),
+    /** pending | delivered | undeliverable | cancelled */
+    status: text('status').notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    /** index into the retry schedule; reset by a redelivery */
+    retryStep: integer('retry_step').notNull().default(0),
+    nextAttemptAt: ts('next_attempt_at').notNull().defaultNow(),
+    leaseToken: uuid('lease_token'),
+    lastResponseStatus: integer('last_response_status'),
+    lastError: text('last_error'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+    deliveredAt: ts('delivered_at'),
+  },
+  (t) => [
+    index('deliveries_due_idx').on(t.nextAttemptAt).where(sql`status = 'pending'`),
+    index('deliveries_watch_idx').on(t.watchId, t.createdAt),
+  ],
+);
+
+export const deliveryAttempts = pgTable(
+  'delivery_attempts',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    deliveryId: text('delivery_id').notNull(),
+    attemptedAt: ts('attempted_at').notNull(),
+    durationMs: integer('duration_ms').notNull(),
+    responseStatus: integer('response_status'),
+    error: text('error'),
+    responseExcerpt: text('response_excerpt'),
+  },
+  (t) => [index('delivery_attempts_delivery_idx').on(t.deliveryId, t.id)],
+);

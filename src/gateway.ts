@@ -1,0 +1,121 @@
+// Composes a running gateway from a Config: database, migrations, default tenant,
+// the HTTP API and/or the poller and deliverer engines. main.ts and the tests both
+// start gateways through here, so what is tested is what runs.
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import type { Config } from './config.js';
+import { openDatabase, type Database } from './db/client.js';
+import { runMigrations } from './db/migrate.js';
+import type { Logger } from './log.js';
+import { AddressPolicy, type LookupAll } from './net/address-policy.js';
+import { createCallbackAgent } from './net/pinned-agent.js';
+import { bootstrapDefaultTenant, loadSecretBox } from './tenancy/bootstrap.js';
+import { TenantDirectory } from './tenancy/directory.js';
+import { WatchStore } from './watches/store.js';
+import { createApp } from './api/app.js';
+import { UpstreamClient } from './upstream/client.js';
+import { createPoller } from './poller/poller.js';
+import { createDeliverer } from './delivery/worker.js';
+import { createSender } from './delivery/send.js';
+import { VERSION } from './version.js';
+
+export interface Gateway {
+  /** http://host:port of the API, when this process serves it */
+  url: string | undefined;
+  database: Database;
+  /** secrets generated at first boot (to print once); empty on later boots */
+  generated: { apiKey?: string; signingSecret?: string };
+  stop(): Promise<void>;
+}
+
+export interface GatewayOverrides {
+  lookupAll?: LookupAll;
+  idleMs?: number;
+}
+
+export async function startGateway(cfg: Config, log: Logger, over: GatewayOverrides = {}): Promise<Gateway> {
+  const database = await openDatabase(cfg, (msg) => log.info(msg), { max: 20 });
+  const { sql } = database;
+  await runMigrations(database.url);
+  const box = await loadSecretBox(cfg.encryptionKey, cfg.dataDir);
+  const generated = await bootstrapDefaultTenant(sql, box, {
+    apiKey: cfg.apiKey,
+    signingSecret: cfg.signingSecret,
+    upstreamApiKey: cfg.upstreamApiKey,
+  });
+  const tenants = new TenantDirectory(sql, box, { upstreamBaseUrl: cfg.upstreamBaseUrl });
+  const policy = new AddressPolicy(cfg.allowPrivateCallbacks);
+  const runWorkers = cfg.role === 'worker' || cfg.role === 'all';
+
+  let upstream: UpstreamClient | undefined;
+  let poller: ReturnType<typeof createPoller> | undefined;
+  let deliverer: ReturnType<typeof createDeliverer> | undefined;
+  let callbackAgent: ReturnType<typeof createCallbackAgent> | undefined;
+  if (runWorkers) {
+    upstream = new UpstreamClient({ timeoutMs: 10_000 });
+    callbackAgent = createCallbackAgent({
+      policy,
+      lookupAll: over.lookupAll,
+      connectTimeoutMs: Math.min(cfg.deliveryTimeoutMs, 10_000),
+    });
+    deliverer = createDeliverer({
+      sql,
+      tenants,
+      log: log.child({ engine: 'deliverer' }),
+      sender: createSender({ dispatcher: callbackAgent, timeoutMs: cfg.deliveryTimeoutMs, userAgent: `taskhook/${VERSION}` }),
+      retryScheduleMs: cfg.retryScheduleMs,
+      deliveryTimeoutMs: cfg.deliveryTimeoutMs,
+      idleMs: over.idleMs,
+    });
+    const d = deliverer;
+    poller = createPoller({
+      sql,
+      tenants,
+      upstream,
+      log: log.child({ engine: 'poller' }),
+      notFoundGraceMs: cfg.notFoundGraceMs,
+      maxWatchAgeMs: cfg.maxWatchAgeMs,
+      pollScale: cfg.pollScale,
+      onEnqueued: () => d.wake(),
+      idleMs: over.idleMs,
+    });
+    poller.start();
+    deliverer.start();
+  }
+
+  let server: ServerType | undefined;
+  let url: string | undefined;
+  if (cfg.role === 'api' || cfg.role === 'all') {
+    const app = createApp({
+      sql,
+      log,
+      tenants,
+      watches: new WatchStore(sql, cfg.pollScale),
+      policy,
+      lookupAll: over.lookupAll,
+      onEnqueued: () => deliverer?.wake(),
+      ready: () => (poller ? poller.healthy && deliverer!.healthy : true),
+    });
+    server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.host }, () => resolve(s));
+    });
+    const addr = server.address() as AddressInfo;
+    url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
+  }
+
+  return {
+    url,
+    database,
+    generated,
+    async stop() {
+      const deadline = cfg.shutdownTimeoutMs;
+      const closing = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
+      const drained = await Promise.all([poller?.stop(deadline), deliverer?.stop(deadline)]);
+      if (drained.some((d) => d === false)) log.warn('shutdown deadline passed with work in flight; its leases will expire and it will be retried');
+      (server as { closeAllConnections?: () => void } | undefined)?.closeAllConnections?.();
+      await closing;
+      await Promise.all([upstream?.close(), callbackAgent?.close()]);
+      await database.close();
+    },
+  };
+}

@@ -1,0 +1,205 @@
+// The poller: claims due tasks in batches under a lease, asks upstream once per
+// task (however many watches share it), and records what it learned. A terminal
+// status or a give-up writes the outbox rows in the same transaction that removes
+// the task from the schedule, so no outcome is ever decided without its webhook.
+import type { Sql } from '../db/client.js';
+import { ClaimLoop } from '../engine/loop.js';
+import type { TenantDirectory } from '../tenancy/directory.js';
+import { TERMINAL_STATUSES, type PollResult, type UpstreamClient } from '../upstream/client.js';
+import { nextPollDelayMs, type PollSignal } from '../upstream/schedule.js';
+import { enqueue, giveUpData, type EventType, type GiveUpCode, type WatchTarget } from '../delivery/outbox.js';
+import type { Logger } from '../log.js';
+
+export interface ClaimedTask {
+  id: number;
+  tenant_id: string;
+  task_id: string;
+  lease_token: string;
+  unauthorized_streak: number;
+  error_streak: number;
+  processing_seen: boolean;
+  age_ms: number;
+}
+
+export interface PollerOptions {
+  sql: Sql;
+  tenants: TenantDirectory;
+  upstream: UpstreamClient;
+  log: Logger;
+  notFoundGraceMs: number;
+  maxWatchAgeMs: number;
+  pollScale?: number;
+  /** Called after events were committed, to wake the deliverer in this process. */
+  onEnqueued?: () => void;
+  batchSize?: number;
+  maxInFlight?: number;
+  idleMs?: number;
+  /** Longer than the upstream request deadline: an expired lease makes the task due again. */
+  leaseMs?: number;
+  random?: () => number;
+  now?: () => number;
+}
+
+const UNAUTHORIZED_LIMIT = 3;
+
+export function createPoller(o: PollerOptions) {
+  const { sql, log } = o;
+  const leaseMs = o.leaseMs ?? 60_000;
+  const random = o.random ?? Math.random;
+  const now = o.now ?? Date.now;
+
+  const claim = (limit: number) => sql<ClaimedTask[]>`
+    update upstream_tasks t
+       set lease_token = gen_random_uuid(),
+           next_poll_at = now() + ${leaseMs} * interval '1 millisecond',
+           polls = t.polls + 1
+      from (select id from upstream_tasks
+             where next_poll_at <= now()
+             order by next_poll_at
+             limit ${limit}
+             for update skip locked) due
+     where t.id = due.id
+    returning t.id, t.tenant_id, t.task_id, t.lease_token, t.unauthorized_streak, t.error_streak,
+              t.processing_seen, (extract(epoch from now() - t.created_at) * 1000)::float8 as age_ms`;
+
+  /** Lease-guarded reschedule, recording the snapshot (if any) in the same statement. */
+  async function reschedule(task: ClaimedTask, signal: PollSignal, changes: Partial<ClaimedTask>, snapshot?: { status: string; raw: string }) {
+    const delayMs = nextPollDelayMs(signal, { ageMs: task.age_ms, random: random(), scale: o.pollScale });
+    const unauthorized = changes.unauthorized_streak ?? 0;
+    const errors = changes.error_streak ?? 0;
+    const processing = changes.processing_seen ?? task.processing_seen;
+    if (!snapshot) {
+      await sql`
+        update upstream_tasks set lease_token = null, next_poll_at = now() + ${delayMs} * interval '1 millisecond',
+               unauthorized_streak = ${unauthorized}, error_streak = ${errors}, processing_seen = ${processing}
+         where id = ${task.id} and lease_token = ${task.lease_token}`;
+      return;
+    }
+    await sql`
+      with t as (
+        update upstream_tasks set lease_token = null, next_poll_at = now() + ${delayMs} * interval '1 millisecond',
+               unauthorized_streak = ${unauthorized}, error_streak = ${errors}, processing_seen = ${processing}
+         where id = ${task.id} and lease_token = ${task.lease_token}
+        returning tenant_id, task_id)
+      insert into task_snapshots (tenant_id, task_id, status, snapshot)
+      select tenant_id, task_id, ${snapshot.status}, ${snapshot.raw} from t
+      on conflict (tenant_id, task_id) do update
+        set status = excluded.status, snapshot = excluded.snapshot, updated_at = now()
+        where task_snapshots.snapshot is distinct from excluded.snapshot`;
+  }
+
+  /**
+   * Ends the task: removes it from the schedule (only if we still hold the lease),
+   * stores the final snapshot and enqueues one event per active watch, atomically.
+   */
+  async function finish(task: ClaimedTask, type: EventType, dataJson: string, snapshot?: { status: string; raw: string }) {
+    const enqueued = await sql.begin(async (tx) => {
+      const gone = await tx<{ polls: number }[]>`
+        delete from upstream_tasks where id = ${task.id} and lease_token = ${task.lease_token} returning polls`;
+      if (gone.length === 0) return 0; // lease lost: another worker owns this task now
+      if (snapshot) {
+        await tx`
+          insert into task_snapshots (tenant_id, task_id, status, snapshot, polls)
+          values (${task.tenant_id}, ${task.task_id}, ${snapshot.status}, ${snapshot.raw}, ${gone[0]!.polls})
+          on conflict (tenant_id, task_id) do update
+            set status = excluded.status, snapshot = excluded.snapshot, polls = excluded.polls, updated_at = now()`;
+      }
+      const active = await tx<(WatchTarget & { events: string[] })[]>`
+        select id, tenant_id, callback_url, metadata, events from watches
+         where tenant_id = ${task.tenant_id} and task_id = ${task.task_id} and status = 'watching'
+         for update`;
+      const subscribed = active.filter((w) => w.events.includes(type));
+      const unsubscribed = active.filter((w) => !w.events.includes(type));
+      const n = await enqueue(tx, type, subscribed, dataJson, new Date(now()));
+      if (subscribed.length) {
+        await tx`update watches set status = 'delivering', updated_at = now() where id in ${tx(subscribed.map((w) => w.id))}`;
+      }
+      // A watch that did not subscribe to this outcome has nothing left to send.
+      if (unsubscribed.length) {
+        await tx`update watches set status = 'delivered', updated_at = now() where id in ${tx(unsubscribed.map((w) => w.id))}`;
+      }
+      return n;
+    });
+    if (enqueued > 0) o.onEnqueued?.();
+  }
+
+  async function giveUp(task: ClaimedTask, code: GiveUpCode) {
+    log.info({ tenant: task.tenant_id, task_id: task.task_id, code }, 'giving up on task');
+    await finish(task, 'watch.failed', giveUpData(task.task_id, code));
+  }
+
+  /** First `processing` answer: record it and send task.processing to the watches that asked. */
+  async function processingStarted(task: ClaimedTask, snapshot: { status: string; raw: string }) {
+    const delayMs = nextPollDelayMs({ kind: 'ok' }, { ageMs: task.age_ms, random: random(), scale: o.pollScale });
+    const enqueued = await sql.begin(async (tx) => {
+      const kept = await tx`
+        update upstream_tasks set lease_token = null, next_poll_at = now() + ${delayMs} * interval '1 millisecond',
+               unauthorized_streak = 0, error_streak = 0, processing_seen = true
+         where id = ${task.id} and lease_token = ${task.lease_token} returning id`;
+      if (kept.length === 0) return 0;
+      await tx`
+        insert into task_snapshots (tenant_id, task_id, status, snapshot)
+        values (${task.tenant_id}, ${task.task_id}, ${snapshot.status}, ${snapshot.raw})
+        on conflict (tenant_id, task_id) do update set status = excluded.status, snapshot = excluded.snapshot, updated_at = now()`;
+      const targets = await tx<WatchTarget[]>`
+        select id, tenant_id, callback_url, metadata from watches
+         where tenant_id = ${task.tenant_id} and task_id = ${task.task_id} and status = 'watching'
+           and not processing_sent and 'task.processing' = any(events)
+         for update`;
+      if (targets.length === 0) return 0;
+      await tx`update watches set processing_sent = true, updated_at = now() where id in ${tx(targets.map((w) => w.id))}`;
+      return enqueue(tx, 'task.processing', targets, snapshot.raw, new Date(now()));
+    });
+    if (enqueued > 0) o.onEnqueued?.();
+  }
+
+  async function work(task: ClaimedTask): Promise<void> {
+    const tenant = await o.tenants.get(task.tenant_id);
+    if (!tenant) {
+      // Disabled or deleted tenant: nothing to poll with. Check back later rather than guess.
+      await reschedule(task, { kind: 'error', streak: 7 }, {});
+      return;
+    }
+    const result: PollResult = await o.upstream.fetchTask(tenant.upstreamBaseUrl, tenant.upstreamApiKey, task.task_id);
+    const expired = task.age_ms > o.maxWatchAgeMs;
+    switch (result.kind) {
+      case 'task': {
+        const snapshot = { status: result.status, raw: result.raw };
+        if (TERMINAL_STATUSES.has(result.status)) return finish(task, `task.${result.status}` as EventType, result.raw, snapshot);
+        if (expired) return giveUp(task, 'watch_expired');
+        if (result.status === 'processing' && !task.processing_seen) return processingStarted(task, snapshot);
+        return reschedule(task, { kind: 'ok' }, {}, snapshot);
+      }
+      case 'unauthorized': {
+        const streak = task.unauthorized_streak + 1;
+        if (streak >= UNAUTHORIZED_LIMIT) return giveUp(task, 'upstream_unauthorized');
+        if (expired) return giveUp(task, 'watch_expired');
+        return reschedule(task, { kind: 'ok' }, { unauthorized_streak: streak });
+      }
+      case 'not_found':
+        if (task.age_ms > o.notFoundGraceMs) return giveUp(task, 'task_not_found');
+        return reschedule(task, { kind: 'ok' }, {});
+      case 'rate_limited': {
+        if (expired) return giveUp(task, 'watch_expired');
+        const streak = task.error_streak + 1;
+        return reschedule(task, { kind: 'rate_limited', retryAfterMs: result.retryAfterMs, streak }, { error_streak: streak });
+      }
+      case 'error': {
+        if (expired) return giveUp(task, 'watch_expired');
+        const streak = Math.min(task.error_streak + 1, 30);
+        log.debug({ tenant: task.tenant_id, task_id: task.task_id, error: result.message }, 'upstream poll failed');
+        return reschedule(task, { kind: 'error', streak }, { error_streak: streak });
+      }
+    }
+  }
+
+  return new ClaimLoop<ClaimedTask>({
+    name: 'poller',
+    claim,
+    work,
+    maxInFlight: o.maxInFlight ?? 256,
+    batchSize: o.batchSize ?? 100,
+    idleMs: o.idleMs ?? 250,
+    log,
+  });
+}

@@ -1,0 +1,71 @@
+// Tenants as the engines and the API need them: looked up by gateway key or id,
+// upstream key decrypted, cached briefly so the hot paths don't query per request.
+import type { Sql } from '../db/client.js';
+import type { SecretBox } from './secret-box.js';
+import { hashApiKey } from './keys.js';
+
+export interface Tenant {
+  id: string;
+  upstreamBaseUrl: string;
+  upstreamApiKey: string | undefined;
+  /** Secrets to sign with: the current one first, then any still within its rotation overlap. */
+  signingSecrets: string[];
+}
+
+interface Row {
+  id: string;
+  upstream_base_url: string | null;
+  upstream_api_key_enc: string | null;
+  signing_secret: string;
+  previous_signing_secret: string | null;
+  previous_secret_expires_at: Date | null;
+  disabled_at: Date | null;
+}
+
+export class TenantDirectory {
+  private readonly byId = new Map<string, { at: number; tenant: Tenant | undefined }>();
+  private readonly byKey = new Map<string, { at: number; id: string | undefined }>();
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly box: SecretBox,
+    private readonly defaults: { upstreamBaseUrl: string },
+    private readonly ttlMs = 5_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async byApiKey(key: string): Promise<Tenant | undefined> {
+    const hash = hashApiKey(key);
+    const hit = this.byKey.get(hash);
+    if (hit && this.now() - hit.at < this.ttlMs) return hit.id ? this.get(hit.id) : undefined;
+    const [row] = await this.sql<{ id: string }[]>`select id from tenants where api_key_hash = ${hash} and disabled_at is null`;
+    if (this.byKey.size > 10_000) this.byKey.clear();
+    this.byKey.set(hash, { at: this.now(), id: row?.id });
+    return row ? this.get(row.id) : undefined;
+  }
+
+  async get(id: string): Promise<Tenant | undefined> {
+    const hit = this.byId.get(id);
+    if (hit && this.now() - hit.at < this.ttlMs) return hit.tenant;
+    const [row] = await this.sql<Row[]>`
+      select id, upstream_base_url, upstream_api_key_enc, signing_secret, previous_signing_secret,
+             previous_secret_expires_at, disabled_at
+      from tenants where id = ${id}`;
+    const tenant = row && !row.disabled_at ? this.toTenant(row) : undefined;
+    this.byId.set(id, { at: this.now(), tenant });
+    return tenant;
+  }
+
+  private toTenant(row: Row): Tenant {
+    const secrets = [row.signing_secret];
+    if (row.previous_signing_secret && row.previous_secret_expires_at && row.previous_secret_expires_at.getTime() > this.now()) {
+      secrets.push(row.previous_signing_secret);
+    }
+    return {
+      id: row.id,
+      upstreamBaseUrl: row.upstream_base_url ?? this.defaults.upstreamBaseUrl,
+      upstreamApiKey: row.upstream_api_key_enc ? this.box.open(row.upstream_api_key_enc, row.id) : undefined,
+      signingSecrets: secrets,
+    };
+  }
+}

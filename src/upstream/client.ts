@@ -1,0 +1,116 @@
+// Speaks the upstream Tasks API (CONTRACT §1): one GET per poll over a keep-alive
+// undici pool, every answer classified so the poller never sees a raw exception.
+import { Agent, request } from 'undici';
+import { parseRetryAfter } from './schedule.js';
+
+export const TERMINAL_STATUSES = new Set(['completed', 'failed', 'cancelled']);
+const KNOWN_STATUSES = new Set(['pending', 'processing', ...TERMINAL_STATUSES]);
+const MAX_BODY_BYTES = 1 << 20;
+
+export type PollResult =
+  | { kind: 'task'; status: string; body: Record<string, unknown>; raw: string }
+  | { kind: 'unauthorized' }
+  | { kind: 'not_found' }
+  | { kind: 'rate_limited'; retryAfterMs: number | undefined }
+  | { kind: 'error'; message: string };
+
+export interface UpstreamClientOptions {
+  timeoutMs?: number;
+  connections?: number;
+  now?: () => number;
+}
+
+export class UpstreamClient {
+  private readonly agent: Agent;
+  private readonly timeoutMs: number;
+  private readonly now: () => number;
+
+  constructor(opts: UpstreamClientOptions = {}) {
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.now = opts.now ?? Date.now;
+    this.agent = new Agent({
+      connections: opts.connections ?? 64,
+      keepAliveTimeout: 30_000,
+      connect: { timeout: this.timeoutMs },
+    });
+  }
+
+  async fetchTask(baseUrl: string, apiKey: string | undefined, taskId: string): Promise<PollResult> {
+    const url = `${baseUrl}/api/v2/tasks/${encodeURIComponent(taskId)}`;
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (apiKey) headers.authorization = `Bearer ${apiKey}`;
+    try {
+      const res = await request(url, {
+        method: 'GET',
+        headers,
+        dispatcher: this.agent,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      const text = await readCapped(res.body, MAX_BODY_BYTES);
+      switch (res.statusCode) {
+        case 200:
+          return parseTask(text, taskId);
+        case 401:
+          return { kind: 'unauthorized' };
+        case 404:
+          return { kind: 'not_found' };
+        case 429:
+          return { kind: 'rate_limited', retryAfterMs: parseRetryAfter(res.headers['retry-after'], this.now()) };
+        default:
+          return { kind: 'error', message: `upstream answered HTTP ${res.statusCode}` };
+      }
+    } catch (err) {
+      return { kind: 'error', message: describeError(err) };
+    }
+  }
+
+  close(): Promise<void> {
+    return this.agent.close();
+  }
+}
+
+function parseTask(text: string, taskId: string): PollResult {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return { kind: 'error', message: 'upstream answered malformed JSON' };
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return { kind: 'error', message: 'upstream answered a non-object body' };
+  }
+  const status = (body as Record<string, unknown>).status;
+  if (typeof status !== 'string' || !KNOWN_STATUSES.has(status)) {
+    return { kind: 'error', message: `upstream answered an unknown status ${JSON.stringify(status)}` };
+  }
+  const id = (body as Record<string, unknown>).task_id;
+  if (id !== undefined && id !== taskId) {
+    return { kind: 'error', message: 'upstream answered for a different task_id' };
+  }
+  return { kind: 'task', status, body: body as Record<string, unknown>, raw: text };
+}
+
+/** Reads at most `limit` bytes of a body; a larger body is an error, not a truncation. */
+export async function readCapped(body: AsyncIterable<Buffer> & { destroy(): unknown }, limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limit) {
+      body.destroy();
+      throw new Error(`body larger than ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export function describeError(err: unknown): string {
+  const e = err as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e?.name === 'TimeoutError' || e?.code === 'UND_ERR_HEADERS_TIMEOUT' || e?.code === 'UND_ERR_BODY_TIMEOUT') return 'timed out';
+  const code = e?.code ?? e?.cause?.code;
+  const message = e?.message ?? e?.cause?.message ?? String(err);
+  return code ? `${code}: ${message}` : message;
+}

@@ -1,0 +1,215 @@
+// Watches in the database: registration (idempotent, and scheduling the task's
+// first poll in the same transaction), reads shaped as the API's watch object,
+// cancellation and redelivery. Every query is scoped by tenant.
+import type { Sql } from '../db/client.js';
+import { newId } from '../tenancy/keys.js';
+import { FIRST_POLL_DELAY_MS } from '../upstream/schedule.js';
+
+export const EVENT_TYPES = ['task.completed', 'task.failed', 'task.cancelled', 'task.processing', 'watch.failed'] as const;
+export const DEFAULT_EVENTS = ['task.completed', 'task.failed', 'task.cancelled', 'watch.failed'];
+export const WATCH_STATUSES = ['watching', 'delivering', 'delivered', 'undeliverable', 'cancelled'] as const;
+
+export interface NewWatch {
+  task_id: string;
+  callback_url: string;
+  metadata: Record<string, unknown>;
+  events: string[];
+}
+
+interface WatchRow {
+  id: string;
+  task_id: string;
+  callback_url: string;
+  metadata: Record<string, unknown>;
+  events: string[];
+  status: string;
+  created_at: Date;
+  updated_at: Date;
+  snapshot: string | null;
+  polls: number | null;
+  next_poll_at: Date | null;
+  d_id: string | null;
+  d_status: string | null;
+  d_attempts: number | null;
+  d_next_attempt_at: Date | null;
+  d_last_response_status: number | null;
+}
+
+export interface WatchView {
+  id: string;
+  task_id: string;
+  callback_url: string;
+  metadata: Record<string, unknown>;
+  events: string[];
+  status: string;
+  task: unknown;
+  polls: number;
+  next_poll_at: string | null;
+  created_at: string;
+  updated_at: string;
+  last_delivery: null | {
+    webhook_id: string;
+    status: string;
+    attempts: number;
+    next_attempt_at: string | null;
+    last_response_status: number | null;
+  };
+}
+
+function view(r: WatchRow): WatchView {
+  return {
+    id: r.id,
+    task_id: r.task_id,
+    callback_url: r.callback_url,
+    metadata: r.metadata,
+    events: r.events,
+    status: r.status,
+    task: r.snapshot === null ? null : JSON.parse(r.snapshot),
+    polls: r.polls ?? 0,
+    next_poll_at: r.status === 'watching' && r.next_poll_at ? r.next_poll_at.toISOString() : null,
+    created_at: r.created_at.toISOString(),
+    updated_at: r.updated_at.toISOString(),
+    last_delivery: r.d_id
+      ? {
+          webhook_id: r.d_id,
+          status: r.d_status!,
+          attempts: r.d_attempts ?? 0,
+          next_attempt_at: r.d_status === 'pending' && r.d_next_attempt_at ? r.d_next_attempt_at.toISOString() : null,
+          last_response_status: r.d_last_response_status,
+        }
+      : null,
+  };
+}
+
+export class WatchStore {
+  constructor(
+    private readonly sql: Sql,
+    private readonly pollScale = 1,
+  ) {}
+
+  /** The watch object query; `where` is a fragment over alias w. */
+  private select(where: ReturnType<Sql>, tail: ReturnType<Sql> = this.sql``) {
+    const sql = this.sql;
+    return sql<WatchRow[]>`
+      select w.id, w.task_id, w.callback_url, w.metadata, w.events, w.status, w.created_at, w.updated_at,
+             s.snapshot, coalesce(u.polls, s.polls) as polls, u.next_poll_at,
+             d.id as d_id, d.status as d_status, d.attempts as d_attempts,
+             d.next_attempt_at as d_next_attempt_at, d.last_response_status as d_last_response_status
+        from watches w
+        left join task_snapshots s on s.tenant_id = w.tenant_id and s.task_id = w.task_id
+        left join upstream_tasks u on u.tenant_id = w.tenant_id and u.task_id = w.task_id
+        left join lateral (
+          select id, status, attempts, next_attempt_at, last_response_status from deliveries
+           where watch_id = w.id order by created_at desc, id desc limit 1) d on true
+       where ${where} ${tail}`;
+  }
+
+  async get(tenantId: string, id: string): Promise<WatchView | undefined> {
+    const [row] = await this.select(this.sql`w.tenant_id = ${tenantId} and w.id = ${id}`);
+    return row ? view(row) : undefined;
+  }
+
+  /** → created: false when (tenant, task_id, callback_url) was already registered. */
+  async register(tenantId: string, w: NewWatch): Promise<{ created: boolean; watch: WatchView }> {
+    const id = newId('wat');
+    const firstPollMs = Math.round(FIRST_POLL_DELAY_MS * this.pollScale);
+    const created = await this.sql.begin(async (tx) => {
+      const inserted = await tx`
+        insert into watches (id, tenant_id, task_id, callback_url, metadata, events)
+        values (${id}, ${tenantId}, ${w.task_id}, ${w.callback_url}, ${JSON.stringify(w.metadata)}::text::jsonb, ${w.events})
+        on conflict (tenant_id, task_id, callback_url) do nothing
+        returning id`;
+      if (inserted.length === 0) return false;
+      // DO UPDATE (not DO NOTHING) so we hold the row lock until commit: a poller that is
+      // finishing this task right now either sees our watch or waits and leaves the row to us.
+      await tx`
+        insert into upstream_tasks (tenant_id, task_id, next_poll_at)
+        values (${tenantId}, ${w.task_id}, now() + ${firstPollMs} * interval '1 millisecond')
+        on conflict (tenant_id, task_id) do update set task_id = excluded.task_id`;
+      return true;
+    });
+    if (created) return { created: true, watch: (await this.get(tenantId, id))! };
+    const [existing] = await this.select(
+      this.sql`w.tenant_id = ${tenantId} and w.task_id = ${w.task_id} and w.callback_url = ${w.callback_url}`,
+    );
+    return { created: false, watch: view(existing!) };
+  }
+
+  async list(
+    tenantId: string,
+    q: { status?: string | undefined; task_id?: string | undefined; limit: number; cursor?: string | undefined },
+  ): Promise<{ data: WatchView[]; next_cursor: string | null }> {
+    const sql = this.sql;
+    const rows = await this.select(
+      sql`w.tenant_id = ${tenantId}
+          ${q.status ? sql`and w.status = ${q.status}` : sql``}
+          ${q.task_id ? sql`and w.task_id = ${q.task_id}` : sql``}
+          ${q.cursor ? sql`and w.id < ${q.cursor}` : sql``}`,
+      sql`order by w.id desc limit ${q.limit + 1}`,
+    );
+    const more = rows.length > q.limit;
+    const data = rows.slice(0, q.limit).map(view);
+    return { data, next_cursor: more ? data[data.length - 1]!.id : null };
+  }
+
+  async cancel(tenantId: string, id: string): Promise<WatchView | undefined> {
+    const found = await this.sql.begin(async (tx) => {
+      const [w] = await tx<{ task_id: string; status: string }[]>`
+        select task_id, status from watches where tenant_id = ${tenantId} and id = ${id} for update`;
+      if (!w) return false;
+      if (w.status !== 'watching' && w.status !== 'delivering') return true; // already ended: nothing to stop
+      await tx`update watches set status = 'cancelled', updated_at = now() where id = ${id}`;
+      await tx`update deliveries set status = 'cancelled', lease_token = null, updated_at = now()
+                where watch_id = ${id} and status = 'pending'`;
+      // Stop polling once nobody watches the task any more. Lock the schedule row first
+      // (register takes the same lock), then count in a fresh statement so a watch
+      // registered concurrently is seen.
+      const [u] = await tx<{ id: number }[]>`
+        select id from upstream_tasks where tenant_id = ${tenantId} and task_id = ${w.task_id} for update`;
+      if (u) {
+        const [{ n } = { n: 0 }] = await tx<{ n: number }[]>`
+          select count(*)::int as n from watches where tenant_id = ${tenantId} and task_id = ${w.task_id} and status = 'watching'`;
+        if (n === 0) await tx`delete from upstream_tasks where id = ${u.id}`;
+      }
+      return true;
+    });
+    return found ? this.get(tenantId, id) : undefined;
+  }
+
+  async attempts(tenantId: string, id: string) {
+    const [w] = await this.sql`select 1 from watches where tenant_id = ${tenantId} and id = ${id}`;
+    if (!w) return undefined;
+    const rows = await this.sql<
+      { webhook_id: string; event_type: string; attempted_at: Date; response_status: number | null; duration_ms: number; error: string | null; response_excerpt: string | null }[]
+    >`
+      select d.id as webhook_id, d.event_type, a.attempted_at, a.response_status, a.duration_ms, a.error, a.response_excerpt
+        from deliveries d join delivery_attempts a on a.delivery_id = d.id
+       where d.watch_id = ${id} and d.tenant_id = ${tenantId}
+       order by a.id`;
+    return rows.map((r) => ({ ...r, attempted_at: r.attempted_at.toISOString() }));
+  }
+
+  /** → 'not_found' | 'not_ready' | the watch after re-queueing its terminal event (same webhook-id). */
+  async redeliver(tenantId: string, id: string): Promise<'not_found' | 'not_ready' | WatchView> {
+    const outcome = await this.sql.begin(async (tx) => {
+      const [w] = await tx<{ status: string }[]>`
+        select status from watches where tenant_id = ${tenantId} and id = ${id} for update`;
+      if (!w) return 'not_found' as const;
+      if (w.status === 'watching' || w.status === 'cancelled') return 'not_ready' as const;
+      const requeued = await tx`
+        update deliveries set status = 'pending', retry_step = 0, next_attempt_at = now(), lease_token = null, updated_at = now()
+         where id = (select id from deliveries where watch_id = ${id} and terminal order by created_at desc, id desc limit 1)
+        returning id`;
+      if (requeued.length === 0) return 'not_ready' as const;
+      await tx`update watches set status = 'delivering', updated_at = now() where id = ${id}`;
+      return 'ok' as const;
+    });
+    return outcome === 'ok' ? (await this.get(tenantId, id))! : outcome;
+  }
+
+  async taskSnapshot(tenantId: string, taskId: string): Promise<string | undefined> {
+    const [row] = await this.sql<{ snapshot: string }[]>`
+      select snapshot from task_snapshots where tenant_id = ${tenantId} and task_id = ${taskId}`;
+    return row?.snapshot;
+  }
+}
