@@ -78,10 +78,15 @@ const schema = z.object({
       return parts as number[];
     }),
   TASKHOOK_DELIVERY_TIMEOUT_S: z.coerce
-    .number({ message: 'expected seconds (1-300)' })
+    .number({ message: 'expected seconds (0.1-300)' })
     .min(0.1, { message: 'expected seconds (0.1-300)' })
     .max(300, { message: 'expected seconds (0.1-300)' })
     .default(15),
+  TASKHOOK_UPSTREAM_TIMEOUT_S: z.coerce
+    .number({ message: 'expected seconds (0.1-120)' })
+    .min(0.1, { message: 'expected seconds (0.1-120)' })
+    .max(120, { message: 'expected seconds (0.1-120)' })
+    .default(10),
   TASKHOOK_SHUTDOWN_TIMEOUT_S: z.coerce.number({ message: 'expected seconds' }).min(0).max(600).default(10),
   // Multiplies every polling delay: tests and demos run the same schedule faster.
   TASKHOOK_POLL_SCALE: z.coerce
@@ -111,6 +116,7 @@ export interface Config {
   maxWatchAgeMs: number;
   retryScheduleMs: number[];
   deliveryTimeoutMs: number;
+  upstreamTimeoutMs: number;
   shutdownTimeoutMs: number;
   pollScale: number;
   logLevel: string;
@@ -118,15 +124,27 @@ export interface Config {
 
 export class ConfigError extends Error {}
 
+const SECRET_VARS = new Set([
+  'DATABASE_URL',
+  'UPSTREAM_API_KEY',
+  'TASKHOOK_API_KEY',
+  'TASKHOOK_SIGNING_SECRET',
+  'TASKHOOK_ADMIN_TOKEN',
+  'TASKHOOK_ENCRYPTION_KEY',
+]);
+
 /** Parse the environment; a bad value throws ConfigError whose message is one line naming the variable. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   // An empty variable means "unset", the way shells and compose files write it.
-  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  // Whitespace-only counts as empty too (Number(' ') would otherwise be port 0).
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ''));
   const parsed = schema.safeParse(cleaned);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const name = String(issue.path[0] ?? 'environment');
-    throw new ConfigError(`invalid ${name}: ${issue.message} (got ${JSON.stringify(String(cleaned[name] ?? ''))})`);
+    // Never echo a secret (even a malformed one) into logs.
+    const got = SECRET_VARS.has(name) ? '' : ` (got ${JSON.stringify(String(cleaned[name] ?? ''))})`;
+    throw new ConfigError(`invalid ${name}: ${issue.message}${got}`);
   }
   const e = parsed.data;
   return {
@@ -146,6 +164,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxWatchAgeMs: e.TASKHOOK_MAX_WATCH_AGE_S * 1000,
     retryScheduleMs: e.TASKHOOK_RETRY_SCHEDULE,
     deliveryTimeoutMs: Math.round(e.TASKHOOK_DELIVERY_TIMEOUT_S * 1000),
+    upstreamTimeoutMs: Math.round(e.TASKHOOK_UPSTREAM_TIMEOUT_S * 1000),
     shutdownTimeoutMs: e.TASKHOOK_SHUTDOWN_TIMEOUT_S * 1000,
     pollScale: e.TASKHOOK_POLL_SCALE,
     logLevel: e.LOG_LEVEL,

@@ -19,6 +19,13 @@ import { createDeliverer } from './delivery/worker.js';
 import { createSender } from './delivery/send.js';
 import { VERSION } from './version.js';
 
+/**
+ * A lease must outlive the whole request it covers (deadline, quick retries, the
+ * commit after), or a slow-but-alive worker would be doubled by another. Twice the
+ * deadline plus 5 s; an expired lease is how work of a killed process comes back.
+ */
+export const leaseFor = (deadlineMs: number) => 2 * deadlineMs + 5_000;
+
 export interface Gateway {
   /** http://host:port of the API, when this process serves it */
   url: string | undefined;
@@ -52,7 +59,7 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
   let deliverer: ReturnType<typeof createDeliverer> | undefined;
   let callbackAgent: ReturnType<typeof createCallbackAgent> | undefined;
   if (runWorkers) {
-    upstream = new UpstreamClient({ timeoutMs: 10_000 });
+    upstream = new UpstreamClient({ timeoutMs: cfg.upstreamTimeoutMs });
     callbackAgent = createCallbackAgent({
       policy,
       lookupAll: over.lookupAll,
@@ -64,7 +71,7 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
       log: log.child({ engine: 'deliverer' }),
       sender: createSender({ dispatcher: callbackAgent, timeoutMs: cfg.deliveryTimeoutMs, userAgent: `taskhook/${VERSION}` }),
       retryScheduleMs: cfg.retryScheduleMs,
-      deliveryTimeoutMs: cfg.deliveryTimeoutMs,
+      leaseMs: leaseFor(cfg.deliveryTimeoutMs),
       idleMs: over.idleMs,
     });
     const d = deliverer;
@@ -76,6 +83,7 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
       notFoundGraceMs: cfg.notFoundGraceMs,
       maxWatchAgeMs: cfg.maxWatchAgeMs,
       pollScale: cfg.pollScale,
+      leaseMs: leaseFor(cfg.upstreamTimeoutMs),
       onEnqueued: () => d.wake(),
       idleMs: over.idleMs,
     });

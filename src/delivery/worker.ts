@@ -25,7 +25,8 @@ export interface DelivererOptions {
   sender: Sender;
   log: Logger;
   retryScheduleMs: readonly number[];
-  deliveryTimeoutMs: number;
+  /** must outlive a whole attempt; see leaseFor() */
+  leaseMs: number;
   batchSize?: number;
   maxInFlight?: number;
   idleMs?: number;
@@ -36,8 +37,7 @@ const EXCERPT_STORED = 1024;
 
 export function createDeliverer(o: DelivererOptions) {
   const { sql, log } = o;
-  // The lease outlives the whole attempt (deadline plus quick retries) with margin.
-  const leaseMs = Math.max(60_000, 2 * o.deliveryTimeoutMs + 10_000);
+  const leaseMs = o.leaseMs;
   const random = o.random ?? Math.random;
 
   const claim = (limit: number) => sql<ClaimedDelivery[]>`

@@ -34,8 +34,8 @@ export interface PollerOptions {
   batchSize?: number;
   maxInFlight?: number;
   idleMs?: number;
-  /** Longer than the upstream request deadline: an expired lease makes the task due again. */
-  leaseMs?: number;
+  /** Longer than the upstream request deadline (see leaseFor): an expired lease makes the task due again. */
+  leaseMs: number;
   random?: () => number;
   now?: () => number;
 }
@@ -44,7 +44,7 @@ const UNAUTHORIZED_LIMIT = 3;
 
 export function createPoller(o: PollerOptions) {
   const { sql, log } = o;
-  const leaseMs = o.leaseMs ?? 60_000;
+  const leaseMs = o.leaseMs;
   const random = o.random ?? Math.random;
   const now = o.now ?? Date.now;
 

@@ -20,6 +20,10 @@ export interface Reply {
   status: number;
   headers?: Record<string, string>;
   body?: string;
+  /** wait this long before answering */
+  delayMs?: number;
+  /** never answer (the connection is closed by close()) */
+  hang?: boolean;
 }
 
 export interface Receiver {
@@ -81,10 +85,15 @@ export async function startReceiver(secrets: string[]): Promise<Receiver> {
         json = undefined;
       }
       const reply = r.replies.shift() ?? r.fallback;
-      res.writeHead(reply.status, reply.headers);
-      res.end(reply.body ?? '');
       received.push({ path: req.url ?? '', headers: req.headers, body, json, verified, verifyError, at: Date.now() });
       events.emit('request');
+      if (reply.hang) return;
+      const answer = () => {
+        res.writeHead(reply.status, reply.headers);
+        res.end(reply.body ?? '');
+      };
+      if (reply.delayMs) setTimeout(answer, reply.delayMs);
+      else answer();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
