@@ -29,10 +29,12 @@ export function createSecretBox(keys: Buffer[]): SecretBox {
       const [id, iv, tag, data] = sealed.split(':');
       const key = id ? byId.get(id) : undefined;
       if (!key || !iv || !tag || data === undefined) throw new Error('upstream key ciphertext cannot be opened with the configured encryption keys');
-      const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64'));
-      decipher.setAAD(Buffer.from(tenantId));
-      decipher.setAuthTag(Buffer.from(tag, 'base64'));
       try {
+        // authTagLength pins the full 16-byte tag: otherwise GCM accepts a truncated
+        // (down to 4-byte) prefix of the real tag, weakening authentication.
+        const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64'), { authTagLength: 16 });
+        decipher.setAAD(Buffer.from(tenantId));
+        decipher.setAuthTag(Buffer.from(tag, 'base64'));
         return Buffer.concat([decipher.update(Buffer.from(data, 'base64')), decipher.final()]).toString('utf8');
       } catch {
         throw new Error('upstream key ciphertext failed authentication (wrong key or wrong tenant)');

@@ -42,6 +42,11 @@ function errorBackoff(streak: number, random: number): number {
   return raw * (0.8 + 0.4 * random);
 }
 
+// RFC 9110 §5.6.7 HTTP-date: IMF-fixdate, obsolete RFC 850 and asctime forms. Date.parse
+// alone also reads garbage ("soon 5", "x 2030") as some date.
+const HTTP_DATE =
+  /^(?:[A-Za-z]{3},\s+\d{1,2}\s+[A-Za-z]{3}\s+\d{4}\s+\d{2}:\d{2}:\d{2}\s+GMT|[A-Za-z]{6,9},\s+\d{1,2}-[A-Za-z]{3}-\d{2}\s+\d{2}:\d{2}:\d{2}\s+GMT|[A-Za-z]{3}\s+[A-Za-z]{3}\s+\d{1,2}\s+\d{2}:\d{2}:\d{2}\s+\d{4})$/;
+
 /**
  * Retry-After as delta-seconds or an HTTP date; anything else is ignored (undefined).
  * Capped at an hour so a hostile or broken server can't park work for days.
@@ -52,8 +57,9 @@ export function parseRetryAfter(value: string | string[] | undefined, nowMs: num
   const trimmed = v.trim();
   let ms: number | undefined;
   if (/^\d+$/.test(trimmed)) ms = Number(trimmed) * 1000;
-  else if (/[a-z]/i.test(trimmed)) {
-    const at = Date.parse(trimmed);
+  else if (HTTP_DATE.test(trimmed)) {
+    // asctime carries no zone but means GMT; Date.parse would read it as local time.
+    const at = Date.parse(/GMT$/.test(trimmed) ? trimmed : `${trimmed} GMT`);
     if (!Number.isNaN(at)) ms = Math.max(0, at - nowMs);
   }
   return ms === undefined ? undefined : Math.min(ms, RETRY_AFTER_CAP_MS);
