@@ -8,13 +8,16 @@ import { pendingMigrations, runMigrations } from './db/migrate.js';
 import { startSimUpstream } from './sim/server.js';
 
 const USAGE = `usage: taskhook <command>
-  serve              run the gateway (API and workers, per TASKHOOK_ROLE)
+  serve [--role R]   run the gateway: R = api, worker or all (default TASKHOOK_ROLE, all)
   migrate [--check]  apply pending migrations (--check: exit 1 if any are pending)
   sim [--port N]     run the simulated upstream (API keys: SIM_API_KEYS, default sk_test)`;
 
+/** `--role api|worker|all` on the command line wins over TASKHOOK_ROLE (one image, several process groups). */
 function config(): Config {
+  const i = process.argv.indexOf('--role');
+  const env = i > 0 ? { ...process.env, TASKHOOK_ROLE: process.argv[i + 1] } : process.env;
   try {
-    return loadConfig(process.env);
+    return loadConfig(env);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`taskhook: ${err.message}\n`);
