@@ -129,16 +129,29 @@ describe('register → poll → webhook', () => {
     expect(s.upstream.requests(task.task_id)).toBe(3);
   });
 
-  it('keeps polling through 500s, garbage and 429s without failing the watch', async () => {
-    const task = s.upstream.createTask({ durationMs: 100, processingAfterMs: 0 });
+  it('keeps polling through a 500, a malformed body and a 429 (honouring Retry-After) without failing the watch', async () => {
+    const task = s.upstream.createTask({ durationMs: 0, processingAfterMs: 0 });
+    const requestsAfter = async (n: number) => {
+      const until = Date.now() + 15_000;
+      while (s.upstream.requests(task.task_id) < n) {
+        if (Date.now() > until) throw new Error(`upstream saw ${s.upstream.requests(task.task_id)} requests, wanted ${n}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      return Date.now();
+    };
     s.upstream.store.setOverride(task.task_id, { status: 500, body: 'oops', times: 1 });
     const watch = await register(task.task_id);
-    await s.upstream.store; // overrides are consumed in order below
-    const until = Date.now() + 10_000;
-    while (s.upstream.requests(task.task_id) < 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    await requestsAfter(1);
     s.upstream.store.setOverride(task.task_id, { status: 200, body: '{"task_id": oops', times: 1 });
-    await waitForStatus(watch.id, 'delivered', 30_000);
-    expect(hooksFor(watch.id)[0]!.json.type).toBe('task.completed');
+    await requestsAfter(2);
+    s.upstream.store.setOverride(task.task_id, { status: 429, headers: { 'retry-after': '2' }, body: '{}', times: 1 });
+    const throttledAt = await requestsAfter(3);
+    const nextAt = await requestsAfter(4);
+    // the schedule is scaled to ~0.3 s in tests, and error backoff to < 3 s; Retry-After is not scaled
+    expect(nextAt - throttledAt).toBeGreaterThanOrEqual(1_900);
+    const done = await waitForStatus(watch.id, 'delivered', 30_000);
+    expect(hooksFor(watch.id).map((h) => h.json.type)).toEqual(['task.completed']);
+    expect(done.polls).toBe(4);
   });
 
   it('cancelling a watch stops it and answers with status cancelled', async () => {
