@@ -54,7 +54,7 @@ export function createApp(deps: AppDeps) {
   const v1 = new Hono<AppEnv>();
   v1.use(async (c, next) => {
     const header = c.req.header('authorization') ?? '';
-    const m = /^Bearer ([\x21-\x7e]{1,512})$/.exec(header);
+    const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header);
     const tenant = m ? await deps.tenants.byApiKey(m[1]!) : undefined;
     if (!tenant) throw Unauthorized();
     c.set('tenant', tenant);

@@ -6,6 +6,44 @@ import { Invalid } from './errors.js';
 export const TASK_ID = /^[A-Za-z0-9._:-]{1,256}$/;
 export const MAX_METADATA_BYTES = 16 * 1024;
 
+export const MAX_METADATA_DEPTH = 64;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function badString(s: string): string | undefined {
+  if (s.includes('\u0000')) return 'metadata must not contain the NUL character (\\u0000)';
+  if (LONE_SURROGATE.test(s)) return 'metadata must not contain unpaired UTF-16 surrogates';
+  return undefined;
+}
+
+/**
+ * Why metadata can't be stored (Postgres jsonb refuses \u0000 and unpaired surrogates)
+ * or serialised safely (nesting deep enough to overflow a recursive stringify), or
+ * undefined. Iterative, so the depth of the input can't overflow this either.
+ */
+function unstorable(value: unknown): string | undefined {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v === 'string') {
+      const bad = badString(v);
+      if (bad) return bad;
+      continue;
+    }
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > MAX_METADATA_DEPTH) return `metadata must nest at most ${MAX_METADATA_DEPTH} levels deep`;
+    if (Array.isArray(v)) {
+      for (const x of v) stack.push([x, depth + 1]);
+      continue;
+    }
+    for (const [k, x] of Object.entries(v)) {
+      const bad = badString(k);
+      if (bad) return bad;
+      stack.push([x, depth + 1]);
+    }
+  }
+  return undefined;
+}
+
 export const registerWatchBody = z
   .object({
     task_id: z.string({ message: 'task_id is required: 1-256 characters of [A-Za-z0-9._:-]' }).regex(TASK_ID, {
@@ -16,8 +54,12 @@ export const registerWatchBody = z
     }),
     metadata: z
       .record(z.string(), z.unknown(), { message: 'metadata must be a JSON object' })
-      .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_METADATA_BYTES, {
-        message: `metadata must serialise to at most ${MAX_METADATA_BYTES} bytes`,
+      .superRefine((m, ctx) => {
+        // unstorable() first: JSON.stringify recurses and would overflow the stack on deep nesting.
+        const bad =
+          unstorable(m) ??
+          (Buffer.byteLength(JSON.stringify(m)) > MAX_METADATA_BYTES ? `metadata must serialise to at most ${MAX_METADATA_BYTES} bytes` : undefined);
+        if (bad) ctx.addIssue({ code: 'custom', message: bad });
       })
       .optional(),
     events: z
