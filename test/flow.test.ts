@@ -2,6 +2,7 @@
 // webhook to a verifying receiver, for every capability and outcome.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from './support/gateway.js';
+import { waitForStatus as waitForStatusOf } from './support/wait.js';
 
 let s: Stack;
 beforeAll(async () => {
@@ -17,15 +18,7 @@ async function register(taskId: string, extra: Record<string, unknown> = {}) {
   return res.json;
 }
 
-async function waitForStatus(id: string, status: string, timeoutMs = 20_000) {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const res = await s.api(`/v1/watches/${id}`);
-    if (res.json.status === status) return res.json;
-    if (Date.now() > until) throw new Error(`watch ${id} is ${res.json.status}, wanted ${status}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const waitForStatus = (id: string, status: string, timeoutMs?: number) => waitForStatusOf(s, id, status, timeoutMs);
 
 const hooksFor = (watchId: string) => s.receiver.received.filter((r) => r.json?.watch_id === watchId);
 

@@ -1,0 +1,12 @@
+// Waiting on a watch's status through the API: polls the gateway, not the clock.
+import type { Stack } from './gateway.js';
+
+export async function waitForStatus(s: Stack, id: string, status: string, timeoutMs = 20_000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await s.api(`/v1/watches/${id}`);
+    if (res.json.status === status) return res.json;
+    if (Date.now() > until) throw new Error(`watch ${id} is ${res.json.status}, wanted ${status}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
