@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { parseAllowPrivate, type PrivateAllowance } from './net/address-policy.js';
+import { parseFaults, type Fault } from './faults.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -94,6 +95,18 @@ const schema = z.object({
     .min(0.001, { message: 'expected a number between 0.001 and 100' })
     .max(100, { message: 'expected a number between 0.001 and 100' })
     .default(1),
+  // Test-only: crash or freeze this process at a named point (see src/faults.ts).
+  TASKHOOK_FAULTS: z
+    .string()
+    .default('')
+    .transform((v, ctx): Fault => {
+      try {
+        return parseFaults(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -119,6 +132,7 @@ export interface Config {
   upstreamTimeoutMs: number;
   shutdownTimeoutMs: number;
   pollScale: number;
+  faults: Fault;
   logLevel: string;
 }
 
@@ -167,6 +181,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     upstreamTimeoutMs: Math.round(e.TASKHOOK_UPSTREAM_TIMEOUT_S * 1000),
     shutdownTimeoutMs: e.TASKHOOK_SHUTDOWN_TIMEOUT_S * 1000,
     pollScale: e.TASKHOOK_POLL_SCALE,
+    faults: e.TASKHOOK_FAULTS,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -72,6 +72,8 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
       sender: createSender({ dispatcher: callbackAgent, timeoutMs: cfg.deliveryTimeoutMs, userAgent: `taskhook/${VERSION}` }),
       retryScheduleMs: cfg.retryScheduleMs,
       leaseMs: leaseFor(cfg.deliveryTimeoutMs),
+      deliveryTimeoutMs: cfg.deliveryTimeoutMs,
+      fault: cfg.faults,
       idleMs: over.idleMs,
     });
     const d = deliverer;
@@ -84,6 +86,8 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
       maxWatchAgeMs: cfg.maxWatchAgeMs,
       pollScale: cfg.pollScale,
       leaseMs: leaseFor(cfg.upstreamTimeoutMs),
+      requestTimeoutMs: cfg.upstreamTimeoutMs,
+      fault: cfg.faults,
       onEnqueued: () => d.wake(),
       idleMs: over.idleMs,
     });

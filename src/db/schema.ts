@@ -121,6 +121,8 @@ export const deliveries = pgTable(
     /** true for the event that ends the watch (everything but task.processing) */
     terminal: boolean('terminal').notNull(),
     callbackUrl: text('callback_url').notNull(),
+    /** scheme://host:port of the callback: the unit of concurrency caps and the circuit breaker */
+    endpoint: text('endpoint'),
     payload: text('payload').notNull(),
     /** pending | delivered | undeliverable | cancelled */
     status: text('status').notNull().default('pending'),
@@ -138,6 +140,7 @@ export const deliveries = pgTable(
   (t) => [
     index('deliveries_due_idx').on(t.nextAttemptAt).where(sql`status = 'pending'`),
     index('deliveries_watch_idx').on(t.watchId, t.createdAt),
+    index('deliveries_endpoint_pending_idx').on(t.endpoint).where(sql`status = 'pending'`),
   ],
 );
 

@@ -48,6 +48,7 @@ export async function enqueue(
     event_type: type,
     terminal: type !== 'task.processing',
     callback_url: w.callback_url,
+    endpoint: new URL(w.callback_url).origin,
     payload: webhookBody(type, now, w.id, w.metadata, dataJson),
   }));
   await tx`insert into deliveries ${tx(rows)}`;

@@ -1,11 +1,18 @@
 // The deliverer: claims due outbox rows under a lease, sends each once, records the
 // attempt and decides the next step, with every write guarded by the lease token so
 // a worker that lost its lease can't overwrite the newer owner's result.
+//
+// Fairness: at most `perEndpoint` attempts in flight per callback origin and
+// `perTenant` per tenant (saturated ones are skipped by the claim), and a circuit
+// breaker that defers an endpoint's queue when it keeps failing: one slow or dead
+// receiver, or one tenant's backlog, can't hold up everyone else's webhooks.
 import type { Sql } from '../db/client.js';
+import { Breaker } from '../engine/breaker.js';
 import { ClaimLoop } from '../engine/loop.js';
+import { noFaults, type Fault } from '../faults.js';
 import type { TenantDirectory } from '../tenancy/directory.js';
 import type { Logger } from '../log.js';
-import type { Sender } from './send.js';
+import type { Sender, SendResult } from './send.js';
 import { decideAfterAttempt } from './retry.js';
 
 export interface ClaimedDelivery {
@@ -14,9 +21,11 @@ export interface ClaimedDelivery {
   watch_id: string;
   terminal: boolean;
   callback_url: string;
+  endpoint: string;
   payload: string;
   retry_step: number;
   lease_token: string;
+  claimed_at: number;
 }
 
 export interface DelivererOptions {
@@ -27,39 +36,123 @@ export interface DelivererOptions {
   retryScheduleMs: readonly number[];
   /** must outlive a whole attempt; see leaseFor() */
   leaseMs: number;
+  /** the attempt deadline: no attempt starts unless it can end inside the lease */
+  deliveryTimeoutMs: number;
   batchSize?: number;
   maxInFlight?: number;
+  perEndpoint?: number;
+  perTenant?: number;
+  breaker?: Breaker;
   idleMs?: number;
   random?: () => number;
+  now?: () => number;
+  fault?: Fault;
 }
 
 const EXCERPT_STORED = 1024;
 
+class Counter {
+  private readonly counts = new Map<string, number>();
+  inc(k: string) {
+    this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
+  }
+  dec(k: string) {
+    const n = (this.counts.get(k) ?? 1) - 1;
+    if (n <= 0) this.counts.delete(k);
+    else this.counts.set(k, n);
+  }
+  atLeast(limit: number): string[] {
+    return [...this.counts].filter(([, n]) => n >= limit).map(([k]) => k);
+  }
+}
+
 export function createDeliverer(o: DelivererOptions) {
-  const { sql, log } = o;
-  const leaseMs = o.leaseMs;
+  const { sql, log, leaseMs } = o;
   const random = o.random ?? Math.random;
+  const now = o.now ?? Date.now;
+  const fault = o.fault ?? noFaults;
+  const maxInFlight = o.maxInFlight ?? 256;
+  const perEndpoint = o.perEndpoint ?? 32;
+  const perTenant = o.perTenant ?? Math.max(1, Math.floor(maxInFlight / 2));
+  const breaker = o.breaker ?? new Breaker({ threshold: 5, baseOpenMs: 30_000, maxOpenMs: 600_000 });
+  const byEndpoint = new Counter();
+  const byTenant = new Counter();
 
-  const claim = (limit: number) => sql<ClaimedDelivery[]>`
-    update deliveries d
-       set lease_token = gen_random_uuid(),
-           next_attempt_at = now() + ${leaseMs} * interval '1 millisecond',
-           attempts = d.attempts + 1,
-           updated_at = now()
-      from (select id from deliveries
-             where status = 'pending' and next_attempt_at <= now()
-             order by next_attempt_at
-             limit ${limit}
-             for update skip locked) due
-     where d.id = due.id
-    returning d.id, d.tenant_id, d.watch_id, d.terminal, d.callback_url, d.payload, d.retry_step, d.lease_token`;
+  async function claim(limit: number): Promise<ClaimedDelivery[]> {
+    const rows = await sql<ClaimedDelivery[]>`
+      update deliveries d
+         set lease_token = gen_random_uuid(),
+             next_attempt_at = now() + ${leaseMs} * interval '1 millisecond',
+             attempts = d.attempts + 1,
+             updated_at = now()
+        from (select id from deliveries
+               where status = 'pending' and next_attempt_at <= now()
+                 and endpoint <> all(${byEndpoint.atLeast(perEndpoint)}::text[])
+                 and tenant_id <> all(${byTenant.atLeast(perTenant)}::text[])
+               order by next_attempt_at
+               limit ${limit}
+               for update skip locked) due
+       where d.id = due.id
+      returning d.id, d.tenant_id, d.watch_id, d.terminal, d.callback_url, d.endpoint, d.payload, d.retry_step, d.lease_token`;
+    const at = now();
+    for (const r of rows) {
+      r.claimed_at = at;
+      byEndpoint.inc(r.endpoint);
+      byTenant.inc(r.tenant_id);
+    }
+    return rows;
+  }
 
-  async function work(d: ClaimedDelivery): Promise<void> {
+  async function release(items: ClaimedDelivery[]) {
+    await sql`
+      update deliveries d set lease_token = null, next_attempt_at = now(), attempts = greatest(d.attempts - 1, 0)
+        from unnest(${items.map((d) => d.id)}::text[], ${items.map((d) => d.lease_token)}::uuid[]) as r(id, token)
+       where d.id = r.id and d.lease_token = r.token`;
+  }
+
+  /** Push an endpoint's waiting deliveries past `ms`, without touching their retry budget. */
+  async function deferEndpoint(endpoint: string, ms: number) {
+    const moved = await sql`
+      update deliveries
+         set next_attempt_at = greatest(next_attempt_at, now() + (${ms} + random() * ${Math.min(5_000, ms * 0.1)}) * interval '1 millisecond')
+       where endpoint = ${endpoint} and status = 'pending' and lease_token is null`;
+    log.warn({ endpoint, pause_ms: ms, deliveries: moved.count }, 'endpoint keeps failing; circuit open');
+  }
+
+  async function trackEndpointHealth(endpoint: string, result: SendResult) {
+    const out = result.outcome;
+    if (out.kind === 'response' && out.status < 500 && out.status !== 429) {
+      breaker.success(endpoint); // reachable and answering, even if it said no
+      return;
+    }
+    if (out.kind === 'response' && (out.status === 429 || out.status === 503) && out.retryAfterMs !== undefined) {
+      if (breaker.block(endpoint, now(), Math.min(out.retryAfterMs, 3_600_000))) await deferEndpoint(endpoint, out.retryAfterMs);
+      return;
+    }
+    const ms = breaker.failure(endpoint, now());
+    if (ms > 0) await deferEndpoint(endpoint, ms);
+  }
+
+  async function attempt(d: ClaimedDelivery): Promise<void> {
+    fault('delivery.before-send');
+    // Paused (SIGSTOP, a long GC) until the lease could run out mid-attempt? Leave it to the next owner.
+    if (now() - d.claimed_at > leaseMs - o.deliveryTimeoutMs) {
+      log.warn({ delivery: d.id }, 'lease ran out before sending; not sending');
+      return;
+    }
+    const paused = breaker.openFor(d.endpoint, now());
+    if (paused > 0) {
+      await sql`update deliveries set lease_token = null, attempts = attempts - 1,
+                  next_attempt_at = now() + ${paused} * interval '1 millisecond'
+                where id = ${d.id} and lease_token = ${d.lease_token}`;
+      return;
+    }
     const tenant = await o.tenants.get(d.tenant_id);
     const attemptedAt = new Date();
-    const result = tenant
+    const result: SendResult = tenant
       ? await o.sender.send({ url: d.callback_url, msgId: d.id, body: d.payload, secrets: tenant.signingSecrets })
       : { outcome: { kind: 'error' as const, message: 'tenant is disabled' }, durationMs: 0, excerpt: undefined };
+    fault('delivery.after-send');
     const next = decideAfterAttempt(result.outcome, d.retry_step, o.retryScheduleMs, random());
     const status = result.outcome.kind === 'response' ? result.outcome.status : null;
     const error =
@@ -69,11 +162,7 @@ export function createDeliverer(o: DelivererOptions) {
           ? null
           : `receiver answered HTTP ${result.outcome.status}`;
 
-    await sql.begin(async (tx) => {
-      await tx`
-        insert into delivery_attempts (delivery_id, attempted_at, duration_ms, response_status, error, response_excerpt)
-        values (${d.id}, ${attemptedAt}, ${result.durationMs}, ${status}, ${error},
-                ${result.excerpt === undefined ? null : result.excerpt.slice(0, EXCERPT_STORED)})`;
+    const recorded = await sql.begin(async (tx) => {
       const delayMs = next.status === 'pending' ? next.delayMs : 0;
       const updated = await tx<{ watch_id: string }[]>`
         update deliveries
@@ -87,26 +176,41 @@ export function createDeliverer(o: DelivererOptions) {
                updated_at = now()
          where id = ${d.id} and lease_token = ${d.lease_token}
         returning watch_id`;
-      if (updated.length === 0) {
-        log.warn({ delivery: d.id }, 'lease lost during delivery; result not recorded as final');
-        return;
-      }
+      // The attempt happened either way; record it so the log tells the truth.
+      await tx`
+        insert into delivery_attempts (delivery_id, attempted_at, duration_ms, response_status, error, response_excerpt)
+        values (${d.id}, ${attemptedAt}, ${result.durationMs}, ${status}, ${updated.length ? error : `${error ?? 'ok'} (late: lease had passed to another worker)`},
+                ${result.excerpt === undefined ? null : result.excerpt.slice(0, EXCERPT_STORED)})`;
+      if (updated.length === 0) return false;
       if (d.terminal && next.status !== 'pending') {
         await tx`update watches set status = ${next.status}, updated_at = now()
                   where id = ${d.watch_id} and status = 'delivering'`;
       }
+      return true;
     });
+    if (!recorded) log.warn({ delivery: d.id }, 'lease lost during delivery; result not recorded as final');
     log.info(
       { delivery: d.id, watch: d.watch_id, status, outcome: next.status, duration_ms: result.durationMs, error: error ?? undefined },
       'delivery attempt',
     );
+    await trackEndpointHealth(d.endpoint, result);
+  }
+
+  async function work(d: ClaimedDelivery): Promise<void> {
+    try {
+      await attempt(d);
+    } finally {
+      byEndpoint.dec(d.endpoint);
+      byTenant.dec(d.tenant_id);
+    }
   }
 
   return new ClaimLoop<ClaimedDelivery>({
     name: 'deliverer',
     claim,
     work,
-    maxInFlight: o.maxInFlight ?? 256,
+    release,
+    maxInFlight,
     batchSize: o.batchSize ?? 100,
     idleMs: o.idleMs ?? 250,
     log,

@@ -7,6 +7,8 @@ export interface LoopOptions<T> {
   name: string;
   claim(limit: number): Promise<T[]>;
   work(item: T): Promise<void>;
+  /** Hand back the leases of work still running when the stop deadline passes. */
+  release?(items: T[]): Promise<void>;
   maxInFlight: number;
   batchSize: number;
   idleMs: number;
@@ -15,7 +17,7 @@ export interface LoopOptions<T> {
 
 export class ClaimLoop<T> {
   private running = false;
-  private inFlight = new Set<Promise<void>>();
+  private inFlight = new Map<Promise<void>, T>();
   private wakeUp: (() => void) | undefined;
   private done: Promise<void> | undefined;
   /** false while the last claim failed (database unreachable); read by /readyz. */
@@ -34,13 +36,22 @@ export class ClaimLoop<T> {
     this.wakeUp?.();
   }
 
-  /** Stop claiming; wait for in-flight work up to deadlineMs. Returns whether everything finished. */
+  /**
+   * Stop claiming; let in-flight work finish up to deadlineMs, then hand back the
+   * leases of whatever is still running so another process can take it at once
+   * (its late writes are fenced off by the lease token). Returns whether all finished.
+   */
   async stop(deadlineMs: number): Promise<boolean> {
     this.running = false;
     this.wake();
     await this.done;
-    const all = Promise.all(this.inFlight).then(() => true);
-    return Promise.race([all, sleep(deadlineMs, false, { ref: false })]);
+    const all = Promise.all(this.inFlight.keys()).then(() => true);
+    const finished = await Promise.race([all, sleep(deadlineMs, false, { ref: false })]);
+    if (!finished && this.o.release) {
+      const left = [...this.inFlight.values()];
+      await this.o.release(left).catch((err: unknown) => this.o.log.warn({ err: String(err), engine: this.o.name }, 'could not hand back leases; they will expire'));
+    }
+    return finished;
   }
 
   private async run(): Promise<void> {
@@ -48,7 +59,7 @@ export class ClaimLoop<T> {
     while (this.running) {
       const free = this.o.maxInFlight - this.inFlight.size;
       if (free <= 0) {
-        await Promise.race(this.inFlight);
+        await Promise.race(this.inFlight.keys());
         continue;
       }
       let items: T[];
@@ -68,7 +79,7 @@ export class ClaimLoop<T> {
           .work(item)
           .catch((err: unknown) => this.o.log.error({ err: String(err), engine: this.o.name }, 'work failed; its lease will expire and it will be retried'))
           .finally(() => this.inFlight.delete(p));
-        this.inFlight.add(p);
+        this.inFlight.set(p, item);
       }
       if (items.length < Math.min(free, this.o.batchSize)) await this.idle(this.o.idleMs);
     }

@@ -9,6 +9,8 @@ import { TERMINAL_STATUSES, type PollResult, type UpstreamClient } from '../upst
 import { nextPollDelayMs, type PollSignal } from '../upstream/schedule.js';
 import { enqueue, giveUpData, type EventType, type GiveUpCode, type WatchTarget } from '../delivery/outbox.js';
 import type { Logger } from '../log.js';
+import { Breaker } from '../engine/breaker.js';
+import { noFaults, type Fault } from '../faults.js';
 
 export interface ClaimedTask {
   id: number;
@@ -19,6 +21,8 @@ export interface ClaimedTask {
   error_streak: number;
   processing_seen: boolean;
   age_ms: number;
+  /** local clock at claim, to notice a lease lost while this process was paused */
+  claimed_at: number;
 }
 
 export interface PollerOptions {
@@ -36,8 +40,11 @@ export interface PollerOptions {
   idleMs?: number;
   /** Longer than the upstream request deadline (see leaseFor): an expired lease makes the task due again. */
   leaseMs: number;
+  /** the upstream request deadline: no request is started unless it can finish inside the lease */
+  requestTimeoutMs?: number;
   random?: () => number;
   now?: () => number;
+  fault?: Fault;
 }
 
 const UNAUTHORIZED_LIMIT = 3;
@@ -47,8 +54,36 @@ export function createPoller(o: PollerOptions) {
   const leaseMs = o.leaseMs;
   const random = o.random ?? Math.random;
   const now = o.now ?? Date.now;
+  const fault = o.fault ?? noFaults;
+  // Per-tenant upstream health: a 429 or a run of errors pauses that tenant's polling
+  // (every process honours it through the deferred next_poll_at), not anyone else's.
+  const upstreamBreaker = new Breaker({ threshold: 5, baseOpenMs: 5_000 * (o.pollScale ?? 1), maxOpenMs: 300_000 });
 
-  const claim = (limit: number) => sql<ClaimedTask[]>`
+  const claim = async (limit: number) => {
+    const rows = await claimSql(limit);
+    const at = now();
+    for (const r of rows) r.claimed_at = at;
+    return rows;
+  };
+
+  /** Push a tenant's waiting tasks past `ms` (spread a little, so they don't all return at once). */
+  async function deferTenant(tenantId: string, ms: number) {
+    const spread = Math.min(5_000, ms * 0.1);
+    const moved = await sql`
+      update upstream_tasks
+         set next_poll_at = greatest(next_poll_at, now() + (${ms} + random() * ${spread}) * interval '1 millisecond')
+       where tenant_id = ${tenantId} and lease_token is null`;
+    log.warn({ tenant: tenantId, pause_ms: Math.round(ms), tasks: moved.count }, 'pausing polls for tenant');
+  }
+
+  async function release(tasks: ClaimedTask[]) {
+    await sql`
+      update upstream_tasks u set lease_token = null, next_poll_at = now()
+        from unnest(${tasks.map((t) => t.id)}::bigint[], ${tasks.map((t) => t.lease_token)}::uuid[]) as r(id, token)
+       where u.id = r.id and u.lease_token = r.token`;
+  }
+
+  const claimSql = (limit: number) => sql<ClaimedTask[]>`
     update upstream_tasks t
        set lease_token = gen_random_uuid(),
            next_poll_at = now() + ${leaseMs} * interval '1 millisecond',
@@ -154,13 +189,23 @@ export function createPoller(o: PollerOptions) {
   }
 
   async function work(task: ClaimedTask): Promise<void> {
+    fault('poll.after-claim');
     const tenant = await o.tenants.get(task.tenant_id);
     if (!tenant) {
       // Disabled or deleted tenant: nothing to poll with. Check back later rather than guess.
       await reschedule(task, { kind: 'error', streak: 7 }, {});
       return;
     }
+    const paused = upstreamBreaker.openFor(task.tenant_id, now());
+    if (paused > 0) {
+      await reschedule(task, { kind: 'rate_limited', retryAfterMs: paused, streak: task.error_streak }, { error_streak: task.error_streak, unauthorized_streak: task.unauthorized_streak });
+      return;
+    }
+    // Paused (SIGSTOP, a long GC) past the lease? Someone else owns the task now.
+    if (now() - task.claimed_at > leaseMs - (o.requestTimeoutMs ?? 0)) return;
     const result: PollResult = await o.upstream.fetchTask(tenant.upstreamBaseUrl, tenant.upstreamApiKey, task.task_id);
+    fault('poll.before-commit');
+    await trackUpstreamHealth(task.tenant_id, result);
     const expired = task.age_ms > o.maxWatchAgeMs;
     switch (result.kind) {
       case 'task': {
@@ -193,10 +238,23 @@ export function createPoller(o: PollerOptions) {
     }
   }
 
+  async function trackUpstreamHealth(tenantId: string, result: PollResult) {
+    if (result.kind === 'rate_limited') {
+      const ms = result.retryAfterMs ?? 5_000 * (o.pollScale ?? 1);
+      if (upstreamBreaker.block(tenantId, now(), ms)) await deferTenant(tenantId, ms);
+    } else if (result.kind === 'error') {
+      const ms = upstreamBreaker.failure(tenantId, now());
+      if (ms > 0) await deferTenant(tenantId, ms);
+    } else {
+      upstreamBreaker.success(tenantId);
+    }
+  }
+
   return new ClaimLoop<ClaimedTask>({
     name: 'poller',
     claim,
     work,
+    release,
     maxInFlight: o.maxInFlight ?? 256,
     batchSize: o.batchSize ?? 100,
     idleMs: o.idleMs ?? 250,
