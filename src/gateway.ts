@@ -27,7 +27,7 @@ import { VERSION } from './version.js';
 export const leaseFor = (deadlineMs: number) => 2 * deadlineMs + 5_000;
 
 export interface Gateway {
-  /** http://host:port of the API, when this process serves it */
+  /** http://host:port of this process's listener (the API unless role is worker) */
   url: string | undefined;
   database: Database;
   /** secrets generated at first boot (to print once); empty on later boots */
@@ -97,8 +97,10 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
 
   let server: ServerType | undefined;
   let url: string | undefined;
-  if (cfg.role === 'api' || cfg.role === 'all') {
+  {
+    // Every role listens: workers answer /healthz and /readyz for orchestrators; only api/all serve /v1.
     const app = createApp({
+      serveApi: cfg.role !== 'worker',
       sql,
       log,
       tenants,

@@ -21,6 +21,8 @@ export interface AppDeps {
   onEnqueued?: () => void;
   /** extra readiness checks, e.g. the engines' database health */
   ready?: () => boolean;
+  /** false on worker-only processes: they serve health checks but no API */
+  serveApi?: boolean;
 }
 
 export type AppEnv = { Variables: { tenant: Tenant; requestId: string } };
@@ -51,6 +53,7 @@ export function createApp(deps: AppDeps) {
     }
   });
 
+  if (deps.serveApi === false) return app;
   const v1 = new Hono<AppEnv>();
   v1.use(async (c, next) => {
     const header = c.req.header('authorization') ?? '';

@@ -10,7 +10,12 @@ import { parseRetryAfter } from '../upstream/schedule.js';
 import type { AttemptOutcome } from './retry.js';
 
 export const RESPONSE_EXCERPT_BYTES = 4096;
-/** Errors that mean "never reached the receiver": safe and cheap to retry at once. */
+/**
+ * Connection-level failures worth an immediate retry inside the same attempt: the
+ * connect failed, or the socket died under us (typically a keep-alive connection the
+ * receiver had just closed). The latter may have delivered the request already; the
+ * retry carries the same webhook-id, so at worst it is a duplicate receivers dedupe.
+ */
 const QUICK_RETRY_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
 
 export interface SendInput {

@@ -61,6 +61,9 @@ class Counter {
     if (n <= 0) this.counts.delete(k);
     else this.counts.set(k, n);
   }
+  get(k: string): number {
+    return this.counts.get(k) ?? 0;
+  }
   atLeast(limit: number): string[] {
     return [...this.counts].filter(([, n]) => n >= limit).map(([k]) => k);
   }
@@ -78,29 +81,63 @@ export function createDeliverer(o: DelivererOptions) {
   const byEndpoint = new Counter();
   const byTenant = new Counter();
 
+  /**
+   * Claims due deliveries without taking any endpoint past `perEndpoint` or tenant past
+   * `perTenant`, counting what the batch itself takes (one batch of a backlog must not
+   * open 100 connections to one receiver). Rows skipped because their endpoint or tenant
+   * filled up stay due; the next round excludes those now-full keys and reads further down
+   * the queue, so one backlog at the head can't hide everyone else's deliveries.
+   */
   async function claim(limit: number): Promise<ClaimedDelivery[]> {
-    const rows = await sql<ClaimedDelivery[]>`
-      update deliveries d
-         set lease_token = gen_random_uuid(),
-             next_attempt_at = now() + ${leaseMs} * interval '1 millisecond',
-             attempts = d.attempts + 1,
-             updated_at = now()
-        from (select id from deliveries
-               where status = 'pending' and next_attempt_at <= now()
-                 and endpoint <> all(${byEndpoint.atLeast(perEndpoint)}::text[])
-                 and tenant_id <> all(${byTenant.atLeast(perTenant)}::text[])
-               order by next_attempt_at
-               limit ${limit}
-               for update skip locked) due
-       where d.id = due.id
-      returning d.id, d.tenant_id, d.watch_id, d.terminal, d.callback_url, d.endpoint, d.payload, d.retry_step, d.lease_token`;
+    const claimed: ClaimedDelivery[] = [];
+    for (let round = 0; round < 8 && claimed.length < limit; round++) {
+      const { rows, skipped } = await claimRound(limit - claimed.length);
+      claimed.push(...rows);
+      if (skipped === 0) break;
+    }
+    return claimed;
+  }
+
+  async function claimRound(limit: number): Promise<{ rows: ClaimedDelivery[]; skipped: number }> {
+    const { rows, skipped } = await sql.begin(async (tx) => {
+      const due = await tx<{ id: string; endpoint: string; tenant_id: string }[]>`
+        select id, endpoint, tenant_id from deliveries
+         where status = 'pending' and next_attempt_at <= now()
+           and endpoint <> all(${byEndpoint.atLeast(perEndpoint)}::text[])
+           and tenant_id <> all(${byTenant.atLeast(perTenant)}::text[])
+         order by next_attempt_at
+         limit ${limit}
+         for update skip locked`;
+      const takenByEndpoint = new Map<string, number>();
+      const takenByTenant = new Map<string, number>();
+      const ids: string[] = [];
+      for (const d of due) {
+        const e = takenByEndpoint.get(d.endpoint) ?? byEndpoint.get(d.endpoint);
+        const t = takenByTenant.get(d.tenant_id) ?? byTenant.get(d.tenant_id);
+        if (e >= perEndpoint || t >= perTenant) continue;
+        takenByEndpoint.set(d.endpoint, e + 1);
+        takenByTenant.set(d.tenant_id, t + 1);
+        ids.push(d.id);
+      }
+      const skipped = due.length - ids.length;
+      if (ids.length === 0) return { rows: [] as ClaimedDelivery[], skipped };
+      const rows = await tx<ClaimedDelivery[]>`
+        update deliveries d
+           set lease_token = gen_random_uuid(),
+               next_attempt_at = now() + ${leaseMs} * interval '1 millisecond',
+               attempts = d.attempts + 1,
+               updated_at = now()
+         where d.id = any(${ids}::text[])
+        returning d.id, d.tenant_id, d.watch_id, d.terminal, d.callback_url, d.endpoint, d.payload, d.retry_step, d.lease_token`;
+      return { rows, skipped };
+    });
     const at = now();
     for (const r of rows) {
       r.claimed_at = at;
       byEndpoint.inc(r.endpoint);
       byTenant.inc(r.tenant_id);
     }
-    return rows;
+    return { rows, skipped };
   }
 
   async function release(items: ClaimedDelivery[]) {
