@@ -125,10 +125,12 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
       const deadline = cfg.shutdownTimeoutMs;
       const closing = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
       const drained = await Promise.all([poller?.stop(deadline), deliverer?.stop(deadline)]);
-      if (drained.some((d) => d === false)) log.warn('shutdown deadline passed with work in flight; its leases will expire and it will be retried');
+      const clean = drained.every((d) => d !== false);
+      if (!clean) log.warn('shutdown deadline passed with work in flight; its leases were handed back for another process');
       (server as { closeAllConnections?: () => void } | undefined)?.closeAllConnections?.();
       await closing;
-      await Promise.all([upstream?.close(), callbackAgent?.close()]);
+      // close() would wait for the requests still hanging; past the deadline we cut them.
+      await Promise.all(clean ? [upstream?.close(), callbackAgent?.close()] : [upstream?.destroy(), callbackAgent?.destroy()]);
       await database.close();
     },
   };

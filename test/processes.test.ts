@@ -64,3 +64,24 @@ describe('processes', () => {
     expect(t.duplicates).toBe(0);
   });
 });
+
+describe('graceful stop past its deadline', () => {
+  it('hands back the lease of a delivery still hanging, so another process retries it at once', async () => {
+    // A 5 s attempt deadline makes the lease 15 s: only a handed-back lease explains a fast retry.
+    f = await startFleet({ TASKHOOK_DELIVERY_TIMEOUT_S: '5', TASKHOOK_SHUTDOWN_TIMEOUT_S: '1' });
+    f.receiver.replies.push({ status: 200, hang: true });
+    const a = await f.gateway();
+    const ids = await registerMany(f, [a], 1);
+    await f.receiver.waitFor((all) => all.length === 1);
+    const stopping = Date.now();
+    expect(await a.kill('SIGTERM')).toBe(0);
+    const stopMs = Date.now() - stopping;
+    expect(stopMs).toBeLessThan(5_000);
+    await f.gateway();
+    const redeliveredMs = await waitAllDelivered(f.db, 1, 30_000);
+    expect(stopMs + redeliveredMs).toBeLessThan(10_000);
+    const t = tally(f.receiver, ids);
+    expect(t.maxIdsPerWatch).toBe(1);
+    console.info(`hand-back: stopped in ${stopMs} ms with a delivery hanging; redelivered by the next process ${redeliveredMs} ms later (lease was 15 s)`);
+  });
+});

@@ -69,6 +69,10 @@ export class UpstreamClient {
   close(): Promise<void> {
     return this.agent.close();
   }
+
+  destroy(): Promise<void> {
+    return this.agent.destroy();
+  }
 }
 
 function parseTask(text: string, taskId: string): PollResult {
