@@ -1,16 +1,22 @@
-// The taskhook command: `serve` (default), `migrate`, `sim`. Parses the config once,
+// The taskhook command: `serve` (default), `migrate`, `sim`, `rotate-encryption-key`. Parses the config once,
 // starts what was asked, and stops cleanly on SIGTERM/SIGINT.
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './log.js';
 import { startGateway } from './gateway.js';
-import { openDatabase } from './db/client.js';
+import { isConnectionError, openDatabase } from './db/client.js';
+import type { Logger } from './log.js';
 import { pendingMigrations, runMigrations } from './db/migrate.js';
 import { startSimUpstream } from './sim/server.js';
+import { loadSecretBox } from './tenancy/bootstrap.js';
+import { rewrapAll } from './tenancy/rewrap.js';
 
 const USAGE = `usage: taskhook <command>
   serve [--role R]   run the gateway: R = api, worker or all (default TASKHOOK_ROLE, all)
   migrate [--check]  apply pending migrations (--check: exit 1 if any are pending)
-  sim [--port N]     run the simulated upstream (API keys: SIM_API_KEYS, default sk_test)`;
+  sim [--port N]     run the simulated upstream (API keys: SIM_API_KEYS, default sk_test)
+  rotate-encryption-key
+                     re-seal every tenant's upstream key with the first key of
+                     TASKHOOK_ENCRYPTION_KEY (list the old ones after it); safe to re-run`;
 
 /** `--role api|worker|all` on the command line wins over TASKHOOK_ROLE (one image, several process groups). */
 function config(): Config {
@@ -45,9 +51,43 @@ function onSignals(stop: () => Promise<void>) {
   process.on('SIGINT', handler);
 }
 
+const FROM_POSTGRES_JS = /[\\/]postgres[\\/]src[\\/]connection\.js/;
+
+/**
+ * postgres.js 3.4.x has two failures on a lost connection that escape every promise
+ * chain we own, and would kill the process on a database restart or a killed backend:
+ * - the array-types query it sends on each new connection is not awaited, so a close
+ *   during it is an unhandled rejection (CONNECTION_CLOSED, ECONNRESET, 57P01, ...);
+ * - begin()'s automatic ROLLBACK after a close is written to the null socket from a
+ *   setImmediate: TypeError "Cannot read properties of null (reading 'write')" in nextWrite.
+ * Both only lose a connection (the pool slot is replaced, see db/client.ts); the work
+ * is in Postgres under leases, so it is retried. Anything else still ends the process.
+ */
+function surviveDatabaseConnectionLoss(log: Logger) {
+  const fatal = (kind: string, err: unknown) => {
+    process.stderr.write(`taskhook: ${kind}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  };
+  process.on('unhandledRejection', (reason) => {
+    if (isConnectionError(reason)) {
+      log.warn({ err: String(reason) }, 'database connection lost under a query nobody awaited (postgres.js); continuing');
+      return;
+    }
+    fatal('unhandled rejection', reason);
+  });
+  process.on('uncaughtException', (err) => {
+    if (err instanceof TypeError && /reading 'write'/.test(err.message) && /nextWrite/.test(String(err.stack)) && FROM_POSTGRES_JS.test(String(err.stack))) {
+      log.warn({ err: String(err) }, 'postgres.js wrote to a closed connection (its pool is being replaced); continuing');
+      return;
+    }
+    fatal('uncaught exception', err);
+  });
+}
+
 async function serveCommand() {
   const cfg = config();
   const log = createLogger(cfg.logLevel);
+  surviveDatabaseConnectionLoss(log);
   const gw = await startGateway(cfg, log);
   if (gw.generated.apiKey || gw.generated.signingSecret) {
     // Printed once, on the boot that created them; only hashes (keys) are kept.
@@ -78,6 +118,21 @@ async function migrateCommand(check: boolean) {
   }
 }
 
+async function rotateEncryptionKeyCommand() {
+  const cfg = config();
+  const log = createLogger(cfg.logLevel);
+  const db = await openDatabase(cfg, (m) => log.info(m), { max: 1 });
+  try {
+    const box = await loadSecretBox(cfg.encryptionKey, cfg.dataDir);
+    const r = await rewrapAll(db.sql, box);
+    process.stdout.write(`${r.rewrapped} upstream key(s) re-wrapped with key ${box.currentKeyId}, ${r.skipped} already current\n`);
+    for (const f of r.failed) process.stderr.write(`taskhook: tenant ${f.tenant_id} left as is: ${f.error}\n`);
+    process.exitCode = r.failed.length > 0 ? 1 : 0;
+  } finally {
+    await db.close();
+  }
+}
+
 async function simCommand(args: string[]) {
   const i = args.indexOf('--port');
   const port = i >= 0 ? Number(args[i + 1]) : Number(process.env.SIM_PORT ?? 8090);
@@ -92,6 +147,7 @@ const commands: Record<string, () => Promise<void>> = {
   serve: serveCommand,
   migrate: () => migrateCommand(rest.includes('--check')),
   sim: () => simCommand(rest),
+  'rotate-encryption-key': rotateEncryptionKeyCommand,
 };
 const run = commands[command];
 if (!run || rest.includes('--help') || command === '--help') {
