@@ -11,6 +11,7 @@ import { AddressPolicy, type LookupAll } from './net/address-policy.js';
 import { createCallbackAgent } from './net/pinned-agent.js';
 import { bootstrapDefaultTenant, loadSecretBox } from './tenancy/bootstrap.js';
 import { TenantDirectory } from './tenancy/directory.js';
+import { TenantStore } from './tenancy/store.js';
 import { WatchStore } from './watches/store.js';
 import { createApp } from './api/app.js';
 import { UpstreamClient } from './upstream/client.js';
@@ -109,6 +110,8 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
       lookupAll: over.lookupAll,
       onEnqueued: () => deliverer?.wake(),
       ready: () => (poller ? poller.healthy && deliverer!.healthy : true),
+      tenantStore: new TenantStore(sql, box, tenants, { upstreamBaseUrl: cfg.upstreamBaseUrl }),
+      adminToken: cfg.adminToken,
     });
     server = await new Promise<ServerType>((resolve) => {
       const s = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.host }, () => resolve(s));

@@ -6,9 +6,12 @@ import { pendingMigrations } from '../db/migrate.js';
 import type { Logger } from '../log.js';
 import type { AddressPolicy, LookupAll } from '../net/address-policy.js';
 import type { Tenant, TenantDirectory } from '../tenancy/directory.js';
+import type { TenantStore } from '../tenancy/store.js';
 import type { WatchStore } from '../watches/store.js';
 import { ApiError, NotFound, Unauthorized, onError, problem } from './errors.js';
 import { taskRoutes } from './tasks.js';
+import { adminRoutes } from './admin.js';
+import { tenantRoutes } from './tenant.js';
 import { watchRoutes } from './watches.js';
 
 export interface AppDeps {
@@ -23,6 +26,10 @@ export interface AppDeps {
   ready?: () => boolean;
   /** false on worker-only processes: they serve health checks but no API */
   serveApi?: boolean;
+  /** tenant management for /v1/tenant and /v1/admin */
+  tenantStore?: TenantStore;
+  /** TASKHOOK_ADMIN_TOKEN; unset → /v1/admin answers 404 */
+  adminToken?: string;
 }
 
 export type AppEnv = { Variables: { tenant: Tenant; requestId: string } };
@@ -65,6 +72,9 @@ export function createApp(deps: AppDeps) {
   });
   v1.route('/watches', watchRoutes(deps));
   v1.route('/tasks', taskRoutes(deps));
+  if (deps.tenantStore) v1.route('/tenant', tenantRoutes({ ...deps, tenantStore: deps.tenantStore }));
+  // Before /v1: admin requests must never reach the tenant-key middleware.
+  app.route('/v1/admin', adminRoutes(deps));
   app.route('/v1', v1);
   return app;
 }

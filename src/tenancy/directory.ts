@@ -7,6 +7,12 @@ import { hashApiKey } from './keys.js';
 export interface Tenant {
   id: string;
   upstreamBaseUrl: string;
+  /**
+   * Decrypted upstream key. If the ciphertext can't be opened (wrong encryption key,
+   * or a value copied from another tenant's row) reading this throws: only the
+   * poller needs it, so auth and webhook signing for the tenant keep working and
+   * the tenant can repair it with PATCH /v1/tenant.
+   */
   upstreamApiKey: string | undefined;
   /** Secrets to sign with: the current one first, then any still within its rotation overlap. */
   signingSecrets: string[];
@@ -44,6 +50,15 @@ export class TenantDirectory {
     return row ? this.get(row.id) : undefined;
   }
 
+  /**
+   * Forget what is cached for a tenant, after a write to it (rotation, disable, new
+   * upstream key). Other processes pick the change up within the TTL.
+   */
+  invalidate(id: string): void {
+    this.byId.delete(id);
+    for (const [hash, hit] of this.byKey) if (hit.id === id) this.byKey.delete(hash);
+  }
+
   async get(id: string): Promise<Tenant | undefined> {
     const hit = this.byId.get(id);
     if (hit && this.now() - hit.at < this.ttlMs) return hit.tenant;
@@ -61,11 +76,25 @@ export class TenantDirectory {
     if (row.previous_signing_secret && row.previous_secret_expires_at && row.previous_secret_expires_at.getTime() > this.now()) {
       secrets.push(row.previous_signing_secret);
     }
-    return {
+    const tenant: Tenant = {
       id: row.id,
       upstreamBaseUrl: row.upstream_base_url ?? this.defaults.upstreamBaseUrl,
-      upstreamApiKey: row.upstream_api_key_enc ? this.box.open(row.upstream_api_key_enc, row.id) : undefined,
+      upstreamApiKey: undefined,
       signingSecrets: secrets,
     };
+    if (row.upstream_api_key_enc) {
+      try {
+        tenant.upstreamApiKey = this.box.open(row.upstream_api_key_enc, row.id);
+      } catch (err) {
+        const error = new Error(`tenant ${row.id}: ${(err as Error).message}`);
+        Object.defineProperty(tenant, 'upstreamApiKey', {
+          enumerable: true,
+          get() {
+            throw error;
+          },
+        });
+      }
+    }
+    return tenant;
   }
 }

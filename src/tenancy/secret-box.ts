@@ -4,6 +4,8 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 
 export interface SecretBox {
+  /** id of the key that seals (the first configured); the first part of every sealed value */
+  readonly currentKeyId: string;
   seal(plaintext: string, tenantId: string): string;
   open(sealed: string, tenantId: string): string;
 }
@@ -18,6 +20,7 @@ export function createSecretBox(keys: Buffer[]): SecretBox {
   const byId = new Map(keys.map((k) => [keyId(k), k]));
   const current = keys[0]!;
   return {
+    currentKeyId: keyId(current),
     seal(plaintext, tenantId) {
       const iv = randomBytes(12);
       const cipher = createCipheriv('aes-256-gcm', current, iv);

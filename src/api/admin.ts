@@ -1,0 +1,59 @@
+// /v1/admin: operator routes behind TASKHOOK_ADMIN_TOKEN. Without the token the
+// whole prefix answers 404, as if it didn't exist.
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { AppDeps, AppEnv } from './app.js';
+import { readJsonObject } from './body.js';
+import { NotFound, Unauthorized } from './errors.js';
+import { parseOrThrow } from './validation.js';
+import { upstreamApiKeyField, upstreamBaseUrlField } from './tenant.js';
+import { constantTimeEqual } from '../tenancy/keys.js';
+
+const TENANT_ID = /^ten_[0-9a-z_]{1,64}$/;
+
+export const createTenantBody = z
+  .object({
+    name: z
+      .string({ message: 'name is required: 1-100 characters' })
+      .trim()
+      .min(1, { message: 'name must be 1-100 characters' })
+      .max(100, { message: 'name must be 1-100 characters' })
+      .regex(/^[^\u0000-\u001f\u007f]*$/, { message: 'name must not contain control characters' }),
+    upstream_api_key: upstreamApiKeyField,
+    upstream_base_url: upstreamBaseUrlField.optional(),
+  })
+  .strict();
+
+export function adminRoutes(deps: AppDeps) {
+  const app = new Hono<AppEnv>();
+  const { tenantStore: store, adminToken: token } = deps;
+
+  app.use(async (c, next) => {
+    if (!token || !store) throw NotFound('route', `${c.req.method} ${c.req.path}`);
+    const m = /^Bearer (.+)$/i.exec(c.req.header('authorization') ?? '');
+    if (!m || !constantTimeEqual(m[1]!, token)) throw Unauthorized('a valid admin token is required: Authorization: Bearer <TASKHOOK_ADMIN_TOKEN>');
+    await next();
+  });
+  if (!token || !store) return app;
+
+  app.post('/tenants', async (c) => {
+    const input = parseOrThrow(createTenantBody, await readJsonObject(c));
+    const created = await store.create({ name: input.name, upstreamApiKey: input.upstream_api_key, upstreamBaseUrl: input.upstream_base_url });
+    return c.json(created, 201);
+  });
+
+  app.get('/tenants', async (c) => c.json({ data: await store.list() }));
+
+  app.post('/tenants/:id/disable', async (c) => {
+    const id = c.req.param('id');
+    const tenant = TENANT_ID.test(id) ? await store.disable(id) : undefined;
+    if (!tenant) throw NotFound('tenant', id);
+    return c.json(tenant);
+  });
+
+  // Anything else under /v1/admin is a 404 here, not a fall-through to the tenant-key API.
+  app.all('*', (c) => {
+    throw NotFound('route', `${c.req.method} ${c.req.path}`);
+  });
+  return app;
+}
