@@ -21,6 +21,14 @@ export const createTenantBody = z
       .regex(/^[^\u0000-\u001f\u007f]*$/, { message: 'name must not contain control characters' }),
     upstream_api_key: upstreamApiKeyField,
     upstream_base_url: upstreamBaseUrlField.optional(),
+    limits: z
+      .object({
+        api_rate_per_s: z.number().positive().max(1_000_000).nullable().optional(),
+        max_active_watches: z.number().int().positive().max(100_000_000).nullable().optional(),
+        max_polls_per_s: z.number().positive().max(1_000_000).nullable().optional(),
+      }, { message: 'limits must be an object' })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -38,7 +46,11 @@ export function adminRoutes(deps: AppDeps) {
 
   app.post('/tenants', async (c) => {
     const input = parseOrThrow(createTenantBody, await readJsonObject(c));
-    const created = await store.create({ name: input.name, upstreamApiKey: input.upstream_api_key, upstreamBaseUrl: input.upstream_base_url });
+    const l = input.limits ?? {};
+    const limits = Object.fromEntries(
+      Object.entries({ apiRatePerS: l.api_rate_per_s, maxActiveWatches: l.max_active_watches, maxPollsPerS: l.max_polls_per_s }).filter(([, v]) => v !== undefined),
+    );
+    const created = await store.create({ name: input.name, upstreamApiKey: input.upstream_api_key, upstreamBaseUrl: input.upstream_base_url, limits });
     return c.json(created, 201);
   });
 

@@ -8,7 +8,8 @@ import type { AddressPolicy, LookupAll } from '../net/address-policy.js';
 import type { Tenant, TenantDirectory } from '../tenancy/directory.js';
 import type { TenantStore } from '../tenancy/store.js';
 import type { WatchStore } from '../watches/store.js';
-import { ApiError, NotFound, Unauthorized, onError, problem } from './errors.js';
+import { ApiError, NotFound, TooManyRequests, Unauthorized, onError, problem } from './errors.js';
+import { TokenBuckets } from '../engine/token-bucket.js';
 import { taskRoutes } from './tasks.js';
 import { adminRoutes } from './admin.js';
 import { tenantRoutes } from './tenant.js';
@@ -62,12 +63,18 @@ export function createApp(deps: AppDeps) {
 
   if (deps.serveApi === false) return app;
   const v1 = new Hono<AppEnv>();
+  const apiBuckets = new TokenBuckets();
   v1.use(async (c, next) => {
     const header = c.req.header('authorization') ?? '';
     const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header);
     const tenant = m ? await deps.tenants.byApiKey(m[1]!) : undefined;
     if (!tenant) throw Unauthorized();
     c.set('tenant', tenant);
+    const rate = tenant.limits.apiRatePerS;
+    if (rate !== null) {
+      const waitMs = apiBuckets.take(tenant.id, rate, Math.max(1, rate * 2), Date.now());
+      if (waitMs > 0) throw TooManyRequests(`this tenant may make ${rate} API requests per second`, waitMs);
+    }
     await next();
   });
   v1.route('/watches', watchRoutes(deps));

@@ -27,6 +27,9 @@ export const UnsupportedMediaType = () =>
 export const Invalid = (detail: string, errors?: Array<{ field: string; message: string }>) =>
   new ApiError(422, 'invalid', 'Invalid request', detail, {}, errors ? { errors } : {});
 
+export const TooManyRequests = (detail: string, retryAfterMs?: number) =>
+  new ApiError(429, 'rate-limited', 'Too many requests', detail, retryAfterMs === undefined ? {} : { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) });
+
 export function problem(c: Context, err: ApiError): Response {
   return c.body(
     JSON.stringify({

@@ -2,7 +2,7 @@
 import { Hono } from 'hono';
 import type { AppEnv, AppDeps } from './app.js';
 import { readJsonObject } from './body.js';
-import { Conflict, Invalid, NotFound } from './errors.js';
+import { Conflict, Invalid, NotFound, TooManyRequests } from './errors.js';
 import { listWatchesQuery, parseOrThrow, registerWatchBody } from './validation.js';
 import { checkCallbackUrl } from '../net/address-policy.js';
 import { DEFAULT_EVENTS } from '../watches/store.js';
@@ -23,6 +23,10 @@ export function watchRoutes(deps: AppDeps) {
     const check = await checkCallbackUrl(input.callback_url, deps.policy, deps.lookupAll);
     if (!check.ok) throw Invalid(check.reason, [{ field: 'callback_url', message: check.reason }]);
     const events = input.events ? [...new Set(input.events)] : DEFAULT_EVENTS;
+    const max = c.var.tenant.limits.maxActiveWatches;
+    if (max !== null && (await watches.countActive(c.var.tenant.id)) >= max) {
+      throw TooManyRequests(`this tenant may have at most ${max} active watches; cancel some or wait for them to finish`);
+    }
     const { created, watch } = await watches.register(c.var.tenant.id, {
       task_id: input.task_id,
       callback_url: check.url.href,

@@ -10,6 +10,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  real,
   smallint,
   text,
   timestamp,
@@ -35,6 +36,10 @@ export const tenants = pgTable('tenants', {
   createdAt: ts('created_at').notNull().defaultNow(),
   updatedAt: ts('updated_at').notNull().defaultNow(),
   disabledAt: ts('disabled_at'),
+  /** Per-tenant limits; null = unlimited (the self-hosted default tenant). */
+  apiRatePerS: real('api_rate_per_s'),
+  maxActiveWatches: integer('max_active_watches'),
+  maxPollsPerS: real('max_polls_per_s'),
 });
 
 /**

@@ -10,6 +10,7 @@ import { nextPollDelayMs, type PollSignal } from '../upstream/schedule.js';
 import { enqueue, giveUpData, type EventType, type GiveUpCode, type WatchTarget } from '../delivery/outbox.js';
 import type { Logger } from '../log.js';
 import { Breaker } from '../engine/breaker.js';
+import { TokenBuckets } from '../engine/token-bucket.js';
 import { noFaults, type Fault } from '../faults.js';
 
 export interface ClaimedTask {
@@ -57,6 +58,7 @@ export function createPoller(o: PollerOptions) {
   const fault = o.fault ?? noFaults;
   // Per-tenant upstream health: a 429 or a run of errors pauses that tenant's polling
   // (every process honours it through the deferred next_poll_at), not anyone else's.
+  const pollBuckets = new TokenBuckets();
   const upstreamBreaker = new Breaker({ threshold: 5, baseOpenMs: 5_000 * (o.pollScale ?? 1), maxOpenMs: 300_000 });
 
   const claim = async (limit: number) => {
@@ -200,6 +202,15 @@ export function createPoller(o: PollerOptions) {
     if (paused > 0) {
       await reschedule(task, { kind: 'rate_limited', retryAfterMs: paused, streak: task.error_streak }, { error_streak: task.error_streak, unauthorized_streak: task.unauthorized_streak });
       return;
+    }
+    const rate = tenant.limits.maxPollsPerS;
+    if (rate !== null) {
+      const waitMs = pollBuckets.take(task.tenant_id, rate, Math.max(1, rate), now());
+      if (waitMs > 0) {
+        // Over the tenant's polls/s: come back when a token is due, without asking upstream.
+        await reschedule(task, { kind: 'rate_limited', retryAfterMs: waitMs + random() * 1000, streak: task.error_streak }, { error_streak: task.error_streak, unauthorized_streak: task.unauthorized_streak });
+        return;
+      }
     }
     // Paused (SIGSTOP, a long GC) past the lease? Someone else owns the task now.
     if (now() - task.claimed_at > leaseMs - (o.requestTimeoutMs ?? 0)) return;

@@ -16,6 +16,14 @@ export interface Tenant {
   upstreamApiKey: string | undefined;
   /** Secrets to sign with: the current one first, then any still within its rotation overlap. */
   signingSecrets: string[];
+  limits: TenantLimits;
+}
+
+/** null = unlimited */
+export interface TenantLimits {
+  apiRatePerS: number | null;
+  maxActiveWatches: number | null;
+  maxPollsPerS: number | null;
 }
 
 interface Row {
@@ -26,6 +34,9 @@ interface Row {
   previous_signing_secret: string | null;
   previous_secret_expires_at: Date | null;
   disabled_at: Date | null;
+  api_rate_per_s: number | null;
+  max_active_watches: number | null;
+  max_polls_per_s: number | null;
 }
 
 export class TenantDirectory {
@@ -64,7 +75,7 @@ export class TenantDirectory {
     if (hit && this.now() - hit.at < this.ttlMs) return hit.tenant;
     const [row] = await this.sql<Row[]>`
       select id, upstream_base_url, upstream_api_key_enc, signing_secret, previous_signing_secret,
-             previous_secret_expires_at, disabled_at
+             previous_secret_expires_at, disabled_at, api_rate_per_s, max_active_watches, max_polls_per_s
       from tenants where id = ${id}`;
     const tenant = row && !row.disabled_at ? this.toTenant(row) : undefined;
     this.byId.set(id, { at: this.now(), tenant });
@@ -81,6 +92,7 @@ export class TenantDirectory {
       upstreamBaseUrl: row.upstream_base_url ?? this.defaults.upstreamBaseUrl,
       upstreamApiKey: undefined,
       signingSecrets: secrets,
+      limits: { apiRatePerS: row.api_rate_per_s, maxActiveWatches: row.max_active_watches, maxPollsPerS: row.max_polls_per_s },
     };
     if (row.upstream_api_key_enc) {
       try {

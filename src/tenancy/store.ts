@@ -4,8 +4,11 @@
 // nothing here ever returns a stored secret except the one just generated.
 import type { Sql } from '../db/client.js';
 import type { SecretBox } from './secret-box.js';
-import type { TenantDirectory } from './directory.js';
+import type { TenantDirectory, TenantLimits } from './directory.js';
 import { hashApiKey, newApiKey, newId, newSigningSecret } from './keys.js';
+
+/** Limits of a tenant created through the admin API unless it says otherwise (null = unlimited). */
+export const DEFAULT_SAAS_LIMITS: TenantLimits = { apiRatePerS: 50, maxActiveWatches: 10_000, maxPollsPerS: 20 };
 
 /** How long webhooks keep carrying a signature by the secret a rotation replaced. */
 export const ROTATION_OVERLAP_MS = 24 * 60 * 60 * 1000;
@@ -55,14 +58,16 @@ export class TenantStore {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async create(input: { name: string; upstreamApiKey: string; upstreamBaseUrl?: string }): Promise<CreatedTenant> {
+  async create(input: { name: string; upstreamApiKey: string; upstreamBaseUrl?: string; limits?: Partial<TenantLimits> }): Promise<CreatedTenant> {
+    const limits = { ...DEFAULT_SAAS_LIMITS, ...input.limits };
     const id = newId('ten', this.now());
     const apiKey = newApiKey();
     const secret = newSigningSecret();
     const [row] = await this.sql<Row[]>`
-      insert into tenants (id, name, api_key_hash, signing_secret, upstream_base_url, upstream_api_key_enc)
+      insert into tenants (id, name, api_key_hash, signing_secret, upstream_base_url, upstream_api_key_enc,
+                           api_rate_per_s, max_active_watches, max_polls_per_s)
       values (${id}, ${input.name}, ${hashApiKey(apiKey)}, ${secret}, ${input.upstreamBaseUrl ?? null},
-              ${this.box.seal(input.upstreamApiKey, id)})
+              ${this.box.seal(input.upstreamApiKey, id)}, ${limits.apiRatePerS}, ${limits.maxActiveWatches}, ${limits.maxPollsPerS})
       returning ${this.columns()}`;
     const s = this.summary(row!);
     return { tenant_id: s.tenant_id, name: s.name, api_key: apiKey, signing_secret: secret, upstream_base_url: s.upstream_base_url, created_at: s.created_at };

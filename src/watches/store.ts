@@ -104,6 +104,13 @@ export class WatchStore {
        where ${where} ${tail}`;
   }
 
+  /** Watches not yet finished (watching or delivering), for the per-tenant limit. */
+  async countActive(tenantId: string): Promise<number> {
+    const [row] = await this.sql<{ n: number }[]>`
+      select count(*)::int as n from watches where tenant_id = ${tenantId} and status in ('watching', 'delivering')`;
+    return row?.n ?? 0;
+  }
+
   async get(tenantId: string, id: string): Promise<WatchView | undefined> {
     const [row] = await this.select(this.sql`w.tenant_id = ${tenantId} and w.id = ${id}`);
     return row ? view(row) : undefined;
