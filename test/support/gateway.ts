@@ -1,6 +1,6 @@
 // A gateway in this process (for API and flow tests) with its upstream and receiver.
 import { loadConfig } from '../../src/config.js';
-import { startGateway, type Gateway } from '../../src/gateway.js';
+import { startGateway, type Gateway, type GatewayOverrides } from '../../src/gateway.js';
 import { createLogger } from '../../src/log.js';
 import { startSimUpstream, type SimUpstream } from '../../src/sim/server.js';
 import { createTestDb, type TestDb } from './db.js';
@@ -16,12 +16,12 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export async function startStack(env: Record<string, string> = {}): Promise<Stack> {
+export async function startStack(env: Record<string, string> = {}, overrides: GatewayOverrides = {}): Promise<Stack> {
   const db = await createTestDb();
   const upstream = await startSimUpstream({ apiKeys: ['sk_test'] });
   const receiver = await startReceiver([TEST_SIGNING_SECRET]);
   const cfg = loadConfig(testEnv(db.url, upstream.url, env));
-  const gateway = await startGateway(cfg, createLogger(cfg.logLevel), { idleMs: 50 });
+  const gateway = await startGateway(cfg, createLogger(cfg.logLevel), { idleMs: 50, ...overrides });
   return {
     db,
     upstream,
