@@ -239,10 +239,13 @@ export function createDeliverer(o: DelivererOptions) {
     } finally {
       byEndpoint.dec(d.endpoint);
       byTenant.dec(d.tenant_id);
+      // A capped endpoint or tenant with a backlog has room again: claim its next rows
+      // now, not after the idle sleep (at half the cap, so refills come in batches).
+      if (byEndpoint.get(d.endpoint) === perEndpoint >> 1 || byTenant.get(d.tenant_id) === perTenant >> 1) loop.wake();
     }
   }
 
-  return new ClaimLoop<ClaimedDelivery>({
+  const loop = new ClaimLoop<ClaimedDelivery>({
     name: 'deliverer',
     claim,
     work,
@@ -252,4 +255,5 @@ export function createDeliverer(o: DelivererOptions) {
     idleMs: o.idleMs ?? 250,
     log,
   });
+  return loop;
 }

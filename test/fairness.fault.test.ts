@@ -1,0 +1,232 @@
+// Fairness under load: one hanging endpoint, one tenant's huge backlog, or one
+// endpoint that keeps failing must not hold up anyone else's webhooks (per-endpoint
+// and per-tenant in-flight caps, endpoint circuit breaker; src/delivery/worker.ts).
+import net from 'node:net';
+import { createHash } from 'node:crypto';
+import { EventEmitter, once } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { startStack, type Stack } from './support/gateway.js';
+import { startReceiver, type Receiver } from './support/receiver.js';
+import { TEST_SIGNING_SECRET } from './support/env.js';
+
+/** The per-endpoint in-flight cap (createDeliverer's perEndpoint default). */
+const PER_ENDPOINT_CAP = 32;
+/** How much later than the baseline a healthy webhook may arrive while someone else misbehaves. */
+const LAG_SLACK_MS = 1_500;
+
+const sha256hex = (v: string) => createHash('sha256').update(v).digest('hex');
+
+async function register(s: Stack, taskId: string, callbackUrl: string): Promise<string> {
+  const res = await s.api('/v1/watches', { body: { task_id: taskId, callback_url: callbackUrl } });
+  expect(res.status, res.text).toBe(201);
+  return res.json.id as string;
+}
+
+/** Watches on already-finished tasks, registered one after the other; returns each one's registration time. */
+async function registerFinished(s: Stack, n: number, callbackUrl: string): Promise<{ id: string; at: number }[]> {
+  const out: { id: string; at: number }[] = [];
+  for (let i = 0; i < n; i++) {
+    const task = s.upstream.createTask({ durationMs: 0, processingAfterMs: 0 });
+    const at = Date.now();
+    out.push({ id: await register(s, task.task_id, callbackUrl), at });
+  }
+  return out;
+}
+
+/** Registration → receipt at `receiver`, per watch, once every one of them has arrived. */
+async function lags(receiver: Receiver, regs: { id: string; at: number }[], timeoutMs = 30_000): Promise<number[]> {
+  const got = (all: Receiver['received'], id: string) => all.find((r) => r.json?.watch_id === id);
+  await receiver.waitFor((all) => regs.every((r) => got(all, r.id)), timeoutMs);
+  return regs.map((r) => {
+    const hook = got(receiver.received, r.id)!;
+    expect(hook.verified, hook.verifyError).toBe(true);
+    return hook.at - r.at;
+  });
+}
+
+/** The baseline: lags of 20 watches to the healthy receiver alone, after a few to warm the stack up. */
+async function baseline(s: Stack) {
+  await lags(s.receiver, await registerFinished(s, 5, `${s.receiver.url}/warmup`));
+  return summary(await lags(s.receiver, await registerFinished(s, 20, `${s.receiver.url}/baseline`)));
+}
+
+const summary = (xs: number[]) => ({ max: Math.max(...xs), median: [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]! });
+
+/** A TCP server that accepts connections, reads whatever comes, and never answers. */
+async function blackHole() {
+  const events = new EventEmitter();
+  const sockets = new Set<net.Socket>();
+  const stats = { open: 0, maxOpen: 0, accepted: 0 };
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    stats.accepted++;
+    stats.open++;
+    stats.maxOpen = Math.max(stats.maxOpen, stats.open);
+    sock.on('data', () => {});
+    sock.on('error', () => {}); // ECONNRESET when the gateway gives up: expected
+    sock.on('close', () => {
+      sockets.delete(sock);
+      stats.open--;
+      events.emit('change');
+    });
+    events.emit('change');
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/hook`,
+    stats,
+    async until(pred: () => boolean, timeoutMs = 20_000) {
+      const signal = AbortSignal.timeout(timeoutMs);
+      while (!pred()) {
+        try {
+          await once(events, 'change', { signal });
+        } catch {
+          throw new Error(`black hole: condition not met within ${timeoutMs} ms (${JSON.stringify(stats)})`);
+        }
+      }
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const sock of sockets) sock.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('fairness between endpoints and tenants', () => {
+  it('a hanging endpoint with 200 pending deliveries does not delay a healthy endpoint', async () => {
+    const s = await startStack();
+    const hole = await blackHole();
+    try {
+      const base = await baseline(s);
+
+      for (let i = 0; i < 200; i++) {
+        const task = s.upstream.createTask({ durationMs: 0, processingAfterMs: 0 });
+        await register(s, task.task_id, hole.url);
+      }
+      await hole.until(() => hole.stats.open >= 20);
+      const pendingToHole = await s.db.sql<{ n: number }[]>`
+        select count(*)::int as n from deliveries where endpoint = ${new URL(hole.url).origin} and status = 'pending'`;
+
+      const during = summary(await lags(s.receiver, await registerFinished(s, 20, `${s.receiver.url}/during`)));
+      console.info('[fairness/hanging endpoint]', {
+        baseline_ms: base,
+        with_hanging_endpoint_ms: during,
+        hanging_pending_deliveries: pendingToHole[0]!.n,
+        hanging_connections_open_now: hole.stats.open,
+        hanging_connections_max: hole.stats.maxOpen,
+        hanging_connections_total: hole.stats.accepted,
+      });
+      expect(pendingToHole[0]!.n).toBeGreaterThanOrEqual(150);
+      expect(during.max).toBeLessThanOrEqual(base.max + LAG_SLACK_MS);
+      expect(hole.stats.maxOpen).toBeGreaterThanOrEqual(20);
+      expect(hole.stats.maxOpen).toBeLessThanOrEqual(PER_ENDPOINT_CAP);
+    } finally {
+      await s.close();
+      await hole.close();
+    }
+  });
+
+  it("one tenant's 10,000 pending deliveries do not delay another tenant", async () => {
+    const s = await startStack();
+    const BULK_SECRET = `whsec_${Buffer.alloc(32, 9).toString('base64')}`;
+    const bulk = await startReceiver([BULK_SECRET]);
+    bulk.fallback = { status: 200, delayMs: 20 };
+    try {
+      const base = await baseline(s);
+
+      await s.db.sql`
+        insert into tenants (id, name, api_key_hash, signing_secret)
+        values ('ten_bulk', 'bulk', ${sha256hex('thk_bulk_tenant_key_0123456789')}, ${BULK_SECRET})`;
+      await s.db.sql`
+        insert into deliveries (id, tenant_id, watch_id, event_type, terminal, callback_url, endpoint, payload, next_attempt_at)
+        select 'msg_bulk_' || i, 'ten_bulk', 'wat_bulk', 'task.completed', false, ${`${bulk.url}/bulk`}, ${bulk.url},
+               '{"type":"task.completed","watch_id":"wat_bulk","n":' || i || '}', now()
+          from generate_series(1, 10000) as i`;
+      await bulk.waitFor((all) => all.length >= 50); // the backlog is being worked
+
+      const during = summary(await lags(s.receiver, await registerFinished(s, 20, `${s.receiver.url}/during`)));
+      const [left] = await s.db.sql<{ n: number }[]>`
+        select count(*)::int as n from deliveries where tenant_id = 'ten_bulk' and status = 'pending'`;
+      console.info('[fairness/bulk tenant]', {
+        baseline_ms: base,
+        with_bulk_backlog_ms: during,
+        bulk_delivered_so_far: bulk.received.length,
+        bulk_still_pending: left!.n,
+      });
+      expect(left!.n).toBeGreaterThan(5_000);
+      expect(during.max).toBeLessThanOrEqual(base.max + LAG_SLACK_MS);
+      expect(bulk.received.every((r) => r.verified)).toBe(true);
+    } finally {
+      await s.close();
+      await bulk.close();
+    }
+  });
+
+  it('an endpoint that keeps failing gets its circuit opened: its queue is deferred without burning retry budget', async () => {
+    // 1 attempt + 8 retries each, 100 ms apart: without a breaker, 30 watches would cost 270 requests within ~2 s.
+    const s = await startStack({ TASKHOOK_RETRY_SCHEDULE: Array(8).fill('100ms').join(',') });
+    const failing = await startReceiver([TEST_SIGNING_SECRET]);
+    failing.fallback = { status: 500, body: 'down' };
+    const endpoint = failing.url;
+    try {
+      const first = await registerFinished(s, 6, `${failing.url}/hook`);
+      await failing.waitFor((all) => all.length >= 5);
+      const fifthAt = Date.now();
+      // The breaker has opened once the endpoint's queue is pushed out by ~30 s.
+      for (;;) {
+        const [open] = await s.db.sql<{ n: number }[]>`
+          select count(*)::int as n from deliveries
+           where endpoint = ${endpoint} and status = 'pending' and next_attempt_at > now() + interval '10 seconds'`;
+        if (open!.n > 0) break;
+        if (Date.now() - fifthAt > 10_000) throw new Error('the endpoint circuit never opened');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const rest = await registerFinished(s, 24, `${failing.url}/hook`);
+      const all = [...first, ...rest];
+      // Every watch has its terminal event in the outbox…
+      for (;;) {
+        const [n] = await s.db.sql<{ n: number }[]>`select count(*)::int as n from deliveries where endpoint = ${endpoint}`;
+        if (n!.n === all.length) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // …and for a while after, the endpoint hears nothing.
+      const before = failing.received.length;
+      await new Promise((r) => setTimeout(r, 3_000));
+      const inWindow = failing.received.length - before;
+
+      const rows = await s.db.sql<{ id: string; status: string; retry_step: number; attempts: number; logged: number; deferred_s: number }[]>`
+        select d.id, d.status, d.retry_step, d.attempts,
+               (select count(*)::int from delivery_attempts a where a.delivery_id = d.id) as logged,
+               extract(epoch from d.next_attempt_at - now())::float8 as deferred_s
+          from deliveries d where d.endpoint = ${endpoint}`;
+      const neverAttempted = rows.filter((r) => r.logged === 0);
+      console.info('[fairness/failing endpoint]', {
+        requests_total: failing.received.length,
+        requests_before_open: before,
+        requests_in_3s_window_after_open: inWindow,
+        without_breaker_would_be: 30 * 9,
+        deliveries: rows.length,
+        never_attempted: neverAttempted.length,
+        retry_steps: rows.map((r) => r.retry_step).sort(),
+        min_deferral_s: Math.round(Math.min(...rows.map((r) => r.deferred_s))),
+      });
+
+      expect(inWindow).toBe(0);
+      expect(failing.received.length).toBeLessThanOrEqual(12);
+      expect(neverAttempted.length).toBeGreaterThanOrEqual(rest.length);
+      for (const r of rows) {
+        expect(r.status).toBe('pending');
+        // the retry budget moved only for attempts that really happened
+        expect(r.retry_step, r.id).toBe(r.logged);
+        expect(r.attempts, r.id).toBe(r.logged);
+        expect(r.deferred_s).toBeGreaterThan(10);
+      }
+      for (const w of all) expect((await s.api(`/v1/watches/${w.id}`)).json.status, w.id).toBe('delivering');
+    } finally {
+      await s.close();
+      await failing.close();
+    }
+  });
+});
