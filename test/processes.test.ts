@@ -32,7 +32,9 @@ describe('processes', () => {
   });
 
   it.each([2, 3])('%i processes on one database deliver every watch exactly once', async (count) => {
-    f = await startFleet();
+    // Long deadlines, so long leases: only a real crash window (none here) may duplicate,
+    // not a process starved of CPU on a busy machine for a few seconds.
+    f = await startFleet({ TASKHOOK_UPSTREAM_TIMEOUT_S: '5', TASKHOOK_DELIVERY_TIMEOUT_S: '5' });
     const gws = [];
     for (let i = 0; i < count; i++) gws.push(await f.gateway());
     const n = 300;
