@@ -815,3 +815,31 @@ describe('fuzz', () => {
     await expectNothingUnintendedQueued();
   });
 });
+
+describe('raw HTTP with control characters in headers', () => {
+  async function raw(request: string): Promise<string> {
+    const net = await import('node:net');
+    const url = new URL(s.gateway.url!);
+    return new Promise((resolve, reject) => {
+      const sock = net.connect(Number(url.port), url.hostname, () => sock.end(request));
+      let out = '';
+      sock.on('data', (c: Buffer) => (out += c.toString()));
+      sock.on('end', () => resolve(out));
+      sock.on('error', reject);
+    });
+  }
+
+  it.each([
+    ['a CR inside a header value', `X-Evil: a\rInjected: 1`],
+    ['a NUL inside a header value', `X-Evil: a\u0000b`],
+    ['a bare LF line folding a header', `X-Evil: a\n Injected: 1`],
+  ])('%s is refused with 400 before any route runs, and nothing is queued', async (_name, header) => {
+    const body = JSON.stringify({ task_id: 'ctl-chars-task', callback_url: 'http://127.0.0.1:9/x' });
+    const answer = await raw(
+      `POST /v1/watches HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nContent-Type: application/json\r\n${header}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    const rows = await s.db.sql`select 1 from watches where task_id = 'ctl-chars-task'`;
+    expect(rows).toHaveLength(0);
+  });
+});
