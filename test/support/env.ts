@@ -20,7 +20,7 @@ export function testEnv(databaseUrl: string, upstreamUrl: string, extra: Record<
     TASKHOOK_RETRY_SCHEDULE: '100ms,200ms,300ms',
     TASKHOOK_DELIVERY_TIMEOUT_S: '2',
     TASKHOOK_NOT_FOUND_GRACE_S: '1',
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...extra,
   };
 }
