@@ -120,22 +120,26 @@ export class WatchStore {
   async register(tenantId: string, w: NewWatch): Promise<{ created: boolean; watch: WatchView }> {
     const id = newId('wat');
     const firstPollMs = Math.round(FIRST_POLL_DELAY_MS * this.pollScale);
-    const created = await this.sql.begin(async (tx) => {
-      const inserted = await tx`
+    // One statement, one round trip: the watch, the task's schedule row and the view.
+    // The schedule upsert is DO UPDATE (not DO NOTHING) so it holds the row lock until
+    // commit: a poller finishing this task right now either sees our watch or waits
+    // and leaves the row to us.
+    const [row] = await this.sql<WatchRow[]>`
+      with w as (
         insert into watches (id, tenant_id, task_id, callback_url, metadata, events)
         values (${id}, ${tenantId}, ${w.task_id}, ${w.callback_url}, ${JSON.stringify(w.metadata)}::text::jsonb, ${w.events})
         on conflict (tenant_id, task_id, callback_url) do nothing
-        returning id`;
-      if (inserted.length === 0) return false;
-      // DO UPDATE (not DO NOTHING) so we hold the row lock until commit: a poller that is
-      // finishing this task right now either sees our watch or waits and leaves the row to us.
-      await tx`
+        returning id, task_id, callback_url, metadata, events, status, created_at, updated_at),
+      u as (
         insert into upstream_tasks (tenant_id, task_id, next_poll_at)
-        values (${tenantId}, ${w.task_id}, now() + ${firstPollMs} * interval '1 millisecond')
-        on conflict (tenant_id, task_id) do update set task_id = excluded.task_id`;
-      return true;
-    });
-    if (created) return { created: true, watch: (await this.get(tenantId, id))! };
+        select ${tenantId}, task_id, now() + ${firstPollMs} * interval '1 millisecond' from w
+        on conflict (tenant_id, task_id) do update set task_id = excluded.task_id
+        returning polls, next_poll_at)
+      select w.*, s.snapshot, coalesce(u.polls, s.polls) as polls, u.next_poll_at,
+             null as d_id, null as d_status, null as d_attempts, null as d_next_attempt_at, null as d_last_response_status
+        from w left join u on true
+        left join task_snapshots s on s.tenant_id = ${tenantId} and s.task_id = w.task_id`;
+    if (row) return { created: true, watch: view(row) };
     const [existing] = await this.select(
       this.sql`w.tenant_id = ${tenantId} and w.task_id = ${w.task_id} and w.callback_url = ${w.callback_url}`,
     );
