@@ -14,6 +14,7 @@ import type { TenantDirectory } from '../tenancy/directory.js';
 import type { Logger } from '../log.js';
 import type { Sender, SendResult } from './send.js';
 import { decideAfterAttempt } from './retry.js';
+import { BatchWriter } from '../engine/batch.js';
 
 export interface ClaimedDelivery {
   id: string;
@@ -140,6 +141,60 @@ export function createDeliverer(o: DelivererOptions) {
     return { rows, skipped };
   }
 
+  interface Completion {
+    id: string;
+    token: string;
+    status: string;
+    retryStep: number;
+    delayMs: number;
+    responseStatus: number | null;
+    error: string | null;
+    lastError: string | null;
+    excerpt: string | null;
+    attemptedAt: string;
+    durationMs: number;
+  }
+
+  /**
+   * Attempt results, many per statement: the lease-guarded delivery update, the
+   * attempt log row (written even for a stale worker: the request did happen) and
+   * the watch's final status, all atomic. Resolves per item: was the lease still ours?
+   */
+  const completions = new BatchWriter<Completion, boolean>(async (rows) => {
+    const col = <K extends keyof Completion>(k: K) => rows.map((r) => r[k]);
+    const kept = await sql<{ id: string }[]>`
+      with r as (
+        select * from unnest(
+          ${col('id')}::text[], ${col('token')}::uuid[], ${col('status')}::text[], ${col('retryStep')}::int[],
+          ${col('delayMs')}::float8[], ${col('responseStatus')}::int[], ${col('error')}::text[], ${col('lastError')}::text[],
+          ${col('excerpt')}::text[], ${col('attemptedAt')}::timestamptz[], ${col('durationMs')}::int[]
+        ) as r(id, token, status, retry_step, delay_ms, response_status, error, last_error, excerpt, attempted_at, duration_ms)
+      ), d as (
+        update deliveries d
+           set status = r.status, retry_step = r.retry_step,
+               next_attempt_at = now() + r.delay_ms * interval '1 millisecond',
+               lease_token = null, last_response_status = r.response_status, last_error = r.last_error,
+               delivered_at = case when r.status = 'delivered' then now() end, updated_at = now()
+          from r
+         where d.id = r.id and d.lease_token = r.token
+        returning d.id, d.watch_id, d.terminal, d.status
+      ), a as (
+        insert into delivery_attempts (delivery_id, attempted_at, duration_ms, response_status, error, response_excerpt)
+        select r.id, r.attempted_at, r.duration_ms, r.response_status,
+               case when exists (select 1 from d where d.id = r.id) then r.error
+                    else coalesce(r.error, 'ok') || ' (late: lease had passed to another worker)' end,
+               r.excerpt
+          from r
+      ), w as (
+        update watches w set status = d.status, updated_at = now()
+          from d
+         where w.id = d.watch_id and d.terminal and d.status <> 'pending' and w.status = 'delivering'
+      )
+      select id from d`;
+    const ok = new Set(kept.map((k) => k.id));
+    return rows.map((r) => ok.has(r.id));
+  }, 500, 5);
+
   async function release(items: ClaimedDelivery[]) {
     await sql`
       update deliveries d set lease_token = null, next_attempt_at = now(), attempts = greatest(d.attempts - 1, 0)
@@ -199,31 +254,18 @@ export function createDeliverer(o: DelivererOptions) {
           ? null
           : `receiver answered HTTP ${result.outcome.status}`;
 
-    const recorded = await sql.begin(async (tx) => {
-      const delayMs = next.status === 'pending' ? next.delayMs : 0;
-      const updated = await tx<{ watch_id: string }[]>`
-        update deliveries
-           set status = ${next.status},
-               retry_step = ${next.status === 'pending' ? next.retryStep : d.retry_step},
-               next_attempt_at = now() + ${delayMs} * interval '1 millisecond',
-               lease_token = null,
-               last_response_status = ${status},
-               last_error = ${next.status === 'undeliverable' ? `${error ?? ''}; ${next.reason}` : error},
-               delivered_at = ${next.status === 'delivered' ? tx`now()` : null},
-               updated_at = now()
-         where id = ${d.id} and lease_token = ${d.lease_token}
-        returning watch_id`;
-      // The attempt happened either way; record it so the log tells the truth.
-      await tx`
-        insert into delivery_attempts (delivery_id, attempted_at, duration_ms, response_status, error, response_excerpt)
-        values (${d.id}, ${attemptedAt}, ${result.durationMs}, ${status}, ${updated.length ? error : `${error ?? 'ok'} (late: lease had passed to another worker)`},
-                ${result.excerpt === undefined ? null : result.excerpt.slice(0, EXCERPT_STORED)})`;
-      if (updated.length === 0) return false;
-      if (d.terminal && next.status !== 'pending') {
-        await tx`update watches set status = ${next.status}, updated_at = now()
-                  where id = ${d.watch_id} and status = 'delivering'`;
-      }
-      return true;
+    const recorded = await completions.add({
+      id: d.id,
+      token: d.lease_token,
+      status: next.status,
+      retryStep: next.status === 'pending' ? next.retryStep : d.retry_step,
+      delayMs: next.status === 'pending' ? next.delayMs : 0,
+      responseStatus: status,
+      error,
+      lastError: next.status === 'undeliverable' ? `${error ?? ''}; ${next.reason}` : error,
+      excerpt: result.excerpt === undefined ? null : result.excerpt.slice(0, EXCERPT_STORED),
+      attemptedAt: attemptedAt.toISOString(),
+      durationMs: result.durationMs,
     });
     if (!recorded) log.warn({ delivery: d.id }, 'lease lost during delivery; result not recorded as final');
     log.info(
