@@ -91,12 +91,15 @@ export function createPoller(o: PollerOptions) {
        set lease_token = gen_random_uuid(),
            next_poll_at = now() + ${leaseMs} * interval '1 millisecond',
            polls = t.polls + 1
-      from (select id from upstream_tasks
-             where next_poll_at <= now()
-             order by next_poll_at
-             limit ${limit}
-             for update skip locked) due
-     where t.id = due.id
+     -- = any(array(…)) rather than a join: the planner then fetches the claimed rows by
+     -- primary key instead of hash-joining against a scan of the whole table, which
+     -- keeps the claim O(batch) at a million rows (seen in EXPLAIN ANALYZE).
+     where t.id = any(array(
+             select id from upstream_tasks
+              where next_poll_at <= now()
+              order by next_poll_at
+              limit ${limit}
+              for update skip locked))
     returning t.id, t.tenant_id, t.task_id, t.lease_token, t.unauthorized_streak, t.error_streak,
               t.processing_seen, (extract(epoch from now() - t.created_at) * 1000)::float8 as age_ms`;
 
