@@ -47,7 +47,7 @@ describe('SIGKILL at each stage, then restart', () => {
 
     const started = Date.now();
     await f.gateway({ TASKHOOK_ROLE: 'worker' });
-    await waitAllDelivered(f.db, n, 60_000);
+    await waitAllDelivered(f.db, n, 120_000);
     const t = tally(f.receiver, ids);
     expect(t.missing).toEqual([]);
     expect(t.maxIdsPerWatch).toBe(1);

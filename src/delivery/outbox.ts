@@ -22,7 +22,17 @@ export function giveUpData(taskId: string, code: GiveUpCode): string {
  * the receiver byte for byte (no re-serialisation), unknown fields and all.
  */
 export function webhookBody(type: EventType, timestamp: Date, watchId: string, metadata: unknown, dataJson: string): string {
-  return `{"type":${JSON.stringify(type)},"timestamp":${JSON.stringify(timestamp.toISOString())},"watch_id":${JSON.stringify(watchId)},"metadata":${JSON.stringify(metadata ?? {})},"data":${dataJson}}`;
+  return `${webhookHead(type, timestamp)}${watchId}","metadata":${JSON.stringify(metadata ?? {})},"data":${dataJson}}`;
+}
+
+/** The body up to the watch id's opening quote; SQL that builds bodies in bulk continues from here. */
+export function webhookHead(type: EventType, timestamp: Date): string {
+  return `{"type":${JSON.stringify(type)},"timestamp":${JSON.stringify(timestamp.toISOString())},"watch_id":"`;
+}
+
+/** "msg_" + the time part of a sortable id; SQL appends 16 random hex characters (a subset of the id alphabet). */
+export function outboxIdPrefix(at: Date): string {
+  return newId('msg', at.getTime()).slice(0, 4 + 10);
 }
 
 export interface WatchTarget {

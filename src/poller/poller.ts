@@ -7,7 +7,7 @@ import { ClaimLoop } from '../engine/loop.js';
 import type { TenantDirectory } from '../tenancy/directory.js';
 import { TERMINAL_STATUSES, type PollResult, type UpstreamClient } from '../upstream/client.js';
 import { nextPollDelayMs, type PollSignal } from '../upstream/schedule.js';
-import { enqueue, giveUpData, type EventType, type GiveUpCode, type WatchTarget } from '../delivery/outbox.js';
+import { enqueue, giveUpData, outboxIdPrefix, webhookHead, type EventType, type GiveUpCode, type WatchTarget } from '../delivery/outbox.js';
 import type { Logger } from '../log.js';
 import { Breaker } from '../engine/breaker.js';
 import { TokenBuckets } from '../engine/token-bucket.js';
@@ -163,34 +163,39 @@ export function createPoller(o: PollerOptions) {
    * stores the final snapshot and enqueues one event per active watch, atomically.
    */
   async function finish(task: ClaimedTask, type: EventType, dataJson: string, snapshot?: { status: string; raw: string }) {
-    const enqueued = await sql.begin(async (tx) => {
-      const gone = await tx<{ polls: number }[]>`
-        delete from upstream_tasks where id = ${task.id} and lease_token = ${task.lease_token} returning polls`;
-      if (gone.length === 0) return 0; // lease lost: another worker owns this task now
-      if (snapshot) {
-        await tx`
-          insert into task_snapshots (tenant_id, task_id, status, snapshot, polls)
-          values (${task.tenant_id}, ${task.task_id}, ${snapshot.status}, ${snapshot.raw}, ${gone[0]!.polls})
-          on conflict (tenant_id, task_id) do update
-            set status = excluded.status, snapshot = excluded.snapshot, polls = excluded.polls, updated_at = now()`;
-      }
-      const active = await tx<(WatchTarget & { events: string[] })[]>`
-        select id, tenant_id, callback_url, metadata, events from watches
-         where tenant_id = ${task.tenant_id} and task_id = ${task.task_id} and status = 'watching'
-         for update`;
-      const subscribed = active.filter((w) => w.events.includes(type));
-      const unsubscribed = active.filter((w) => !w.events.includes(type));
-      const n = await enqueue(tx, type, subscribed, dataJson, new Date(now()));
-      if (subscribed.length) {
-        await tx`update watches set status = 'delivering', updated_at = now() where id in ${tx(subscribed.map((w) => w.id))}`;
-      }
-      // A watch that did not subscribe to this outcome has nothing left to send.
-      if (unsubscribed.length) {
-        await tx`update watches set status = 'delivered', updated_at = now() where id in ${tx(unsubscribed.map((w) => w.id))}`;
-      }
-      return n;
-    });
-    if (enqueued > 0) o.onEnqueued?.();
+    const at = new Date(now());
+    // One statement (so one round trip and an implicit transaction): remove the task from
+    // the schedule if we still hold the lease, store the final snapshot, lock the active
+    // watches, write one outbox row per subscribed watch and move every watch on.
+    // The body is assembled here exactly as webhookBody() does it, data spliced in verbatim.
+    const [row] = await sql<{ gone: number; enqueued: number }[]>`
+      with gone as (
+        delete from upstream_tasks where id = ${task.id} and lease_token = ${task.lease_token}
+        returning tenant_id, task_id, polls
+      ), snap as (
+        insert into task_snapshots (tenant_id, task_id, status, snapshot, polls)
+        select tenant_id, task_id, ${snapshot?.status ?? ''}, ${snapshot?.raw ?? ''}, polls from gone where ${snapshot !== undefined}
+        on conflict (tenant_id, task_id) do update
+          set status = excluded.status, snapshot = excluded.snapshot, polls = excluded.polls, updated_at = now()
+      ), ws as (
+        select w.id, w.tenant_id, w.callback_url, w.metadata, ${type} = any(w.events) as subscribed
+          from watches w join gone g on w.tenant_id = g.tenant_id and w.task_id = g.task_id
+         where w.status = 'watching'
+         for update of w
+      ), ins as (
+        insert into deliveries (id, tenant_id, watch_id, event_type, terminal, callback_url, endpoint, payload)
+        select ${outboxIdPrefix(at)} || substr(md5(gen_random_uuid()::text), 1, 16), tenant_id, id, ${type}, true, callback_url,
+               substring(callback_url from '^[a-z][a-z0-9+.-]*://[^/?#]+'),
+               ${webhookHead(type, at)} || id || '","metadata":' || metadata::text || ',"data":' || ${dataJson} || '}'
+          from ws where subscribed
+        returning 1
+      ), moved as (
+        -- a watch that did not subscribe to this outcome has nothing left to send
+        update watches w set status = case when ws.subscribed then 'delivering' else 'delivered' end, updated_at = now()
+          from ws where w.id = ws.id
+      )
+      select (select count(*)::int from gone) as gone, (select count(*)::int from ins) as enqueued`;
+    if ((row?.enqueued ?? 0) > 0) o.onEnqueued?.();
   }
 
   async function giveUp(task: ClaimedTask, code: GiveUpCode) {

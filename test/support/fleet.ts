@@ -25,7 +25,9 @@ export async function startFleet(extraEnv: Record<string, string> = {}): Promise
   // Short deadlines so leases of a killed process (2 × deadline + 5 s) expire quickly.
   const env = testEnv(db.url, upstream.url, {
     TASKHOOK_UPSTREAM_TIMEOUT_S: '1',
-    TASKHOOK_DELIVERY_TIMEOUT_S: '1',
+    // 2 s, not 1: a receiver in a busy test process answering late would otherwise
+    // trip the endpoint circuit breaker (30 s) and stretch every test.
+    TASKHOOK_DELIVERY_TIMEOUT_S: '2',
     TASKHOOK_RETRY_SCHEDULE: '200ms,500ms,1s,2s,5s',
     ...extraEnv,
   });
