@@ -20,6 +20,19 @@ const httpUrl = z
   .refine((v) => /^https?:\/\//i.test(v), { message: 'expected an http(s) URL' })
   .transform((v) => v.replace(/\/+$/, ''));
 
+// A forward proxy: http(s)://[user:pass@]host:port. May carry credentials, so never echoed.
+const proxyUrl = z.string().refine(
+  (v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'expected a proxy URL like http://proxy.internal:3128' },
+);
+
 const positiveInt = (what: string) =>
   z.coerce.number({ message: `expected ${what}` }).int({ message: `expected ${what}` }).positive({ message: `expected ${what}` });
 
@@ -27,33 +40,47 @@ const schema = z.object({
   DATABASE_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\//, { message: 'expected a postgres:// connection string' })
-    .optional(),
-  TASKHOOK_DATA_DIR: z.string().min(1).default('./.taskhook'),
+    .optional()
+    .describe('Postgres connection string')
+    .meta({ unset: 'unset → embedded' }),
+  TASKHOOK_DATA_DIR: z.string().min(1).default('./.taskhook').describe('embedded database and generated secrets'),
   PORT: z.coerce
     .number({ message: 'expected a port number 0-65535' })
     .int({ message: 'expected a port number 0-65535' })
     .min(0, { message: 'expected a port number 0-65535' })
     .max(65535, { message: 'expected a port number 0-65535' })
-    .default(8080),
-  HOST: z.string().min(1).default('0.0.0.0'),
-  TASKHOOK_ROLE: z.enum(['api', 'worker', 'all'], { message: 'expected api, worker or all' }).default('all'),
-  UPSTREAM_BASE_URL: httpUrl.default('https://api.aiclonevoicefree.com'),
-  UPSTREAM_API_KEY: z.string().min(1).optional(),
+    .default(8080)
+    .describe('HTTP listener port'),
+  HOST: z.string().min(1).default('0.0.0.0').describe('HTTP listener address'),
+  TASKHOOK_ROLE: z.enum(['api', 'worker', 'all'], { message: 'expected api, worker or all' }).default('all')
+    .describe('`api`, `worker` (poller + deliverer) or `all`; `serve --role` overrides it'),
+  UPSTREAM_BASE_URL: httpUrl.default('https://api.aiclonevoicefree.com').describe('default upstream'),
+  UPSTREAM_API_KEY: z.string().min(1).optional()
+    .describe('upstream key of the default tenant (stored encrypted)')
+    .meta({ unset: '—' }),
   TASKHOOK_API_KEY: z
     .string()
     .min(16, { message: 'expected at least 16 characters' })
     .regex(/^[\x21-\x7e]+$/, { message: 'expected printable ASCII without spaces' })
-    .optional(),
+    .optional()
+    .describe('gateway key of the default tenant (stored as SHA-256)')
+    .meta({ unset: 'generated, printed once' }),
   TASKHOOK_SIGNING_SECRET: z
     .string()
     .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, { message: 'expected whsec_ followed by base64' })
     .refine((v) => Buffer.from(v.slice(6), 'base64').length >= 24, { message: 'expected at least 24 bytes of key after whsec_' })
-    .optional(),
-  TASKHOOK_ADMIN_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).optional(),
+    .optional()
+    .describe('`whsec_…` of the default tenant')
+    .meta({ unset: 'generated, printed once' }),
+  TASKHOOK_ADMIN_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).optional()
+    .describe('bearer token for `/v1/admin/*`')
+    .meta({ unset: 'unset = admin API off' }),
   TASKHOOK_ENCRYPTION_KEY: z
     .string()
     .refine((v) => Buffer.from(v, 'base64').length === 32, { message: 'expected 32 bytes, base64-encoded' })
-    .optional(),
+    .optional()
+    .describe('32 bytes, base64; encrypts upstream keys at rest (comma list: first encrypts, all decrypt)')
+    .meta({ unset: 'generated into the data dir' }),
   TASKHOOK_ALLOW_PRIVATE_CALLBACKS: z
     .string()
     .default('false')
@@ -64,9 +91,12 @@ const schema = z.object({
         ctx.addIssue({ code: 'custom', message: (err as Error).message });
         return z.NEVER;
       }
-    }),
-  TASKHOOK_NOT_FOUND_GRACE_S: z.coerce.number({ message: 'expected seconds' }).min(0, { message: 'expected seconds ≥ 0' }).default(60),
-  TASKHOOK_MAX_WATCH_AGE_S: positiveInt('a positive number of seconds').default(86_400),
+    })
+    .describe('`true`, or a comma list of CIDRs/hostnames allowed although private'),
+  TASKHOOK_NOT_FOUND_GRACE_S: z.coerce.number({ message: 'expected seconds' }).min(0, { message: 'expected seconds ≥ 0' }).default(60)
+    .describe('how long a 404 from upstream is tolerated after registration'),
+  TASKHOOK_MAX_WATCH_AGE_S: positiveInt('a positive number of seconds').default(86_400)
+    .describe('give up polling after this'),
   TASKHOOK_RETRY_SCHEDULE: z
     .string()
     .default('5s,30s,2m,10m,30m,1h,3h,6h,12h')
@@ -77,24 +107,34 @@ const schema = z.object({
         return z.NEVER;
       }
       return parts as number[];
-    }),
+    })
+    .describe('waits between delivery attempts'),
   TASKHOOK_DELIVERY_TIMEOUT_S: z.coerce
     .number({ message: 'expected seconds (0.1-300)' })
     .min(0.1, { message: 'expected seconds (0.1-300)' })
     .max(300, { message: 'expected seconds (0.1-300)' })
-    .default(15),
+    .default(15)
+    .describe('per attempt, connect to last byte'),
   TASKHOOK_UPSTREAM_TIMEOUT_S: z.coerce
     .number({ message: 'expected seconds (0.1-120)' })
     .min(0.1, { message: 'expected seconds (0.1-120)' })
     .max(120, { message: 'expected seconds (0.1-120)' })
-    .default(10),
-  TASKHOOK_SHUTDOWN_TIMEOUT_S: z.coerce.number({ message: 'expected seconds' }).min(0).max(600).default(10),
+    .default(10)
+    .describe('per upstream poll'),
+  TASKHOOK_SHUTDOWN_TIMEOUT_S: z.coerce.number({ message: 'expected seconds' }).min(0).max(600).default(10)
+    .describe('SIGTERM: how long in-flight work may finish'),
+  TASKHOOK_RETENTION_DAYS: z.coerce
+    .number({ message: 'expected a number of days ≥ 0 (0 = keep forever)' })
+    .min(0, { message: 'expected a number of days ≥ 0 (0 = keep forever)' })
+    .default(30)
+    .describe('days finished watches (delivered, undeliverable, cancelled) are kept, with their deliveries and attempts; `0` = forever'),
   // Multiplies every polling delay: tests and demos run the same schedule faster.
   TASKHOOK_POLL_SCALE: z.coerce
     .number({ message: 'expected a number between 0.001 and 100' })
     .min(0.001, { message: 'expected a number between 0.001 and 100' })
     .max(100, { message: 'expected a number between 0.001 and 100' })
-    .default(1),
+    .default(1)
+    .describe('multiplies every poll delay (tests and demos use `0.05`)'),
   // Test-only: crash or freeze this process at a named point (see src/faults.ts).
   TASKHOOK_FAULTS: z
     .string()
@@ -106,11 +146,33 @@ const schema = z.object({
         ctx.addIssue({ code: 'custom', message: (err as Error).message });
         return z.NEVER;
       }
-    }),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    })
+    .describe('tests only: crash or freeze the process at a named point (`src/faults.ts`)')
+    .meta({ unset: 'none' }),
+  // Standard proxy variables (either case; lowercase wins, as with curl): upstream polls only.
+  HTTPS_PROXY: proxyUrl.optional()
+    .describe('forward proxy for upstream polls of `https://` upstreams (the lowercase name wins)')
+    .meta({ unset: 'unset = direct' }),
+  https_proxy: proxyUrl.optional().meta({ sameAs: 'HTTPS_PROXY' }),
+  HTTP_PROXY: proxyUrl.optional()
+    .describe('forward proxy for upstream polls of `http://` upstreams, and of `https://` ones when HTTPS_PROXY is unset (the lowercase name wins)')
+    .meta({ unset: 'unset = direct' }),
+  http_proxy: proxyUrl.optional().meta({ sameAs: 'HTTP_PROXY' }),
+  NO_PROXY: z.string().optional()
+    .describe('upstream hosts reached directly: comma list of names, `.suffix`es, `host:port`, or `*`')
+    .meta({ unset: '—' }),
+  no_proxy: z.string().optional().meta({ sameAs: 'NO_PROXY' }),
+  // Webhook deliveries through this forward proxy (CONNECT); the SSRF policy still applies.
+  TASKHOOK_CALLBACK_PROXY: proxyUrl.optional()
+    .describe('`http(s)://[user:pass@]host:port`: webhooks go through this proxy (`CONNECT`), callback policy still enforced')
+    .meta({ unset: 'unset = direct' }),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+    .describe('pino level (`silent` … `trace`)'),
 });
 
 export type Env = z.input<typeof schema>;
+/** The schema itself: src/config-doc.ts renders the README's configuration table from it. */
+export const envSchema = schema;
 
 export interface Config {
   databaseUrl: string | undefined;
@@ -131,9 +193,15 @@ export interface Config {
   deliveryTimeoutMs: number;
   upstreamTimeoutMs: number;
   shutdownTimeoutMs: number;
+  /** finished watches are purged this long after their last change; 0 = kept forever */
+  retentionMs: number;
   pollScale: number;
   faults: Fault;
   logLevel: string;
+  /** upstream polls: forward proxies and their exclusions (HTTPS_PROXY / HTTP_PROXY / NO_PROXY) */
+  upstreamProxy: { httpsProxy: string | undefined; httpProxy: string | undefined; noProxy: string | undefined };
+  /** webhook deliveries through this proxy (TASKHOOK_CALLBACK_PROXY) */
+  callbackProxy: string | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -145,6 +213,12 @@ const SECRET_VARS = new Set([
   'TASKHOOK_SIGNING_SECRET',
   'TASKHOOK_ADMIN_TOKEN',
   'TASKHOOK_ENCRYPTION_KEY',
+  // proxy URLs may carry user:password
+  'HTTPS_PROXY',
+  'https_proxy',
+  'HTTP_PROXY',
+  'http_proxy',
+  'TASKHOOK_CALLBACK_PROXY',
 ]);
 
 /** Parse the environment; a bad value throws ConfigError whose message is one line naming the variable. */
@@ -180,8 +254,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     deliveryTimeoutMs: Math.round(e.TASKHOOK_DELIVERY_TIMEOUT_S * 1000),
     upstreamTimeoutMs: Math.round(e.TASKHOOK_UPSTREAM_TIMEOUT_S * 1000),
     shutdownTimeoutMs: e.TASKHOOK_SHUTDOWN_TIMEOUT_S * 1000,
+    retentionMs: e.TASKHOOK_RETENTION_DAYS * 86_400_000,
     pollScale: e.TASKHOOK_POLL_SCALE,
     faults: e.TASKHOOK_FAULTS,
     logLevel: e.LOG_LEVEL,
+    upstreamProxy: {
+      httpsProxy: e.https_proxy ?? e.HTTPS_PROXY,
+      httpProxy: e.http_proxy ?? e.HTTP_PROXY,
+      noProxy: e.no_proxy ?? e.NO_PROXY,
+    },
+    callbackProxy: e.TASKHOOK_CALLBACK_PROXY,
   };
 }

@@ -8,7 +8,7 @@ import { openDatabase, type Database } from './db/client.js';
 import { runMigrations } from './db/migrate.js';
 import type { Logger } from './log.js';
 import { AddressPolicy, type LookupAll } from './net/address-policy.js';
-import { createCallbackAgent } from './net/pinned-agent.js';
+import { createCallbackDispatcher } from './net/callback-proxy.js';
 import { bootstrapDefaultTenant, loadSecretBox } from './tenancy/bootstrap.js';
 import { TenantDirectory } from './tenancy/directory.js';
 import { TenantStore } from './tenancy/store.js';
@@ -18,6 +18,7 @@ import { UpstreamClient } from './upstream/client.js';
 import { createPoller } from './poller/poller.js';
 import { createDeliverer } from './delivery/worker.js';
 import { createSender } from './delivery/send.js';
+import { createRetention, type Retention } from './retention.js';
 import { VERSION } from './version.js';
 
 /**
@@ -58,10 +59,12 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
   let upstream: UpstreamClient | undefined;
   let poller: ReturnType<typeof createPoller> | undefined;
   let deliverer: ReturnType<typeof createDeliverer> | undefined;
-  let callbackAgent: ReturnType<typeof createCallbackAgent> | undefined;
+  let callbackAgent: ReturnType<typeof createCallbackDispatcher> | undefined;
+  let retention: Retention | undefined;
   if (runWorkers) {
-    upstream = new UpstreamClient({ timeoutMs: cfg.upstreamTimeoutMs });
-    callbackAgent = createCallbackAgent({
+    upstream = new UpstreamClient({ timeoutMs: cfg.upstreamTimeoutMs, proxy: cfg.upstreamProxy });
+    callbackAgent = createCallbackDispatcher({
+      proxyUrl: cfg.callbackProxy,
       policy,
       lookupAll: over.lookupAll,
       connectTimeoutMs: Math.min(cfg.deliveryTimeoutMs, 10_000),
@@ -94,6 +97,8 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
     });
     poller.start();
     deliverer.start();
+    retention = createRetention({ sql, log: log.child({ engine: 'retention' }), retentionMs: cfg.retentionMs });
+    retention.start();
   }
 
   let server: ServerType | undefined;
@@ -127,7 +132,7 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
     async stop() {
       const deadline = cfg.shutdownTimeoutMs;
       const closing = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
-      const drained = await Promise.all([poller?.stop(deadline), deliverer?.stop(deadline)]);
+      const drained = await Promise.all([poller?.stop(deadline), deliverer?.stop(deadline), retention?.stop()]);
       const clean = drained.every((d) => d !== false);
       if (!clean) log.warn('shutdown deadline passed with work in flight; its leases were handed back for another process');
       (server as { closeAllConnections?: () => void } | undefined)?.closeAllConnections?.();

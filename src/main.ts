@@ -1,4 +1,4 @@
-// The taskhook command: `serve` (default), `migrate`, `sim`, `rotate-encryption-key`. Parses the config once,
+// The taskhook command: `serve` (default), `migrate`, `sim`, `rotate-encryption-key`, `doctor`. Parses the config once,
 // starts what was asked, and stops cleanly on SIGTERM/SIGINT.
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './log.js';
@@ -9,6 +9,7 @@ import { pendingMigrations, runMigrations } from './db/migrate.js';
 import { startSimUpstream } from './sim/server.js';
 import { loadSecretBox } from './tenancy/bootstrap.js';
 import { rewrapAll } from './tenancy/rewrap.js';
+import { formatChecks, runDoctor } from './doctor.js';
 
 const USAGE = `usage: taskhook <command>
   serve [--role R]   run the gateway: R = api, worker or all (default TASKHOOK_ROLE, all)
@@ -16,7 +17,9 @@ const USAGE = `usage: taskhook <command>
   sim [--port N]     run the simulated upstream (API keys: SIM_API_KEYS, default sk_test)
   rotate-encryption-key
                      re-seal every tenant's upstream key with the first key of
-                     TASKHOOK_ENCRYPTION_KEY (list the old ones after it); safe to re-run`;
+                     TASKHOOK_ENCRYPTION_KEY (list the old ones after it); safe to re-run
+  doctor             check the database, migrations, upstream key, clock skew and
+                     callback policy from here; exit 1 if any check fails`;
 
 /** `--role api|worker|all` on the command line wins over TASKHOOK_ROLE (one image, several process groups). */
 function config(): Config {
@@ -148,6 +151,13 @@ const commands: Record<string, () => Promise<void>> = {
   migrate: () => migrateCommand(rest.includes('--check')),
   sim: () => simCommand(rest),
   'rotate-encryption-key': rotateEncryptionKeyCommand,
+  doctor: async () => {
+    const cfg = config();
+    const log = createLogger(cfg.logLevel);
+    const checks = await runDoctor(cfg, { log: (m) => log.info(m) });
+    process.stdout.write(formatChecks(checks));
+    process.exitCode = checks.some((c) => c.status === 'fail') ? 1 : 0;
+  },
 };
 const run = commands[command];
 if (!run || rest.includes('--help') || command === '--help') {

@@ -85,7 +85,11 @@ export const taskSnapshots = pgTable(
     polls: integer('polls').notNull().default(0),
     updatedAt: ts('updated_at').notNull().defaultNow(),
   },
-  (t) => [uniqueIndex('task_snapshots_pk').on(t.tenantId, t.taskId)],
+  (t) => [
+    uniqueIndex('task_snapshots_pk').on(t.tenantId, t.taskId),
+    // retention finds the oldest snapshots no watch refers to any more (src/retention.ts)
+    index('task_snapshots_updated_idx').on(t.updatedAt),
+  ],
 );
 
 export const watches = pgTable(
@@ -108,6 +112,8 @@ export const watches = pgTable(
     // ids sort by creation time, so "newest first" pages walk this index backwards
     index('watches_tenant_id_idx').on(t.tenantId, t.id),
     index('watches_tenant_task_active_idx').on(t.tenantId, t.taskId).where(sql`status = 'watching'`),
+    // retention purges the oldest finished watches first (src/retention.ts)
+    index('watches_finished_idx').on(t.updatedAt).where(sql`status in ('delivered', 'undeliverable', 'cancelled')`),
   ],
 );
 

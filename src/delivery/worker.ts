@@ -52,6 +52,19 @@ export interface DelivererOptions {
 
 const EXCERPT_STORED = 1024;
 
+/**
+ * What is kept of a receiver's answer in delivery_attempts: at most `maxBytes` of
+ * UTF-8, cut at a character boundary, without NUL characters (Postgres text refuses
+ * them, and one would fail the whole completion batch it is written in).
+ */
+export function storedExcerpt(text: string, maxBytes = EXCERPT_STORED): string {
+  const bytes = Buffer.from(text.replace(/\u0000/g, ''), 'utf8');
+  if (bytes.length <= maxBytes) return bytes.toString('utf8');
+  let end = maxBytes;
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // don't split a multi-byte character
+  return bytes.subarray(0, end).toString('utf8');
+}
+
 class Counter {
   private readonly counts = new Map<string, number>();
   inc(k: string) {
@@ -263,7 +276,7 @@ export function createDeliverer(o: DelivererOptions) {
       responseStatus: status,
       error,
       lastError: next.status === 'undeliverable' ? `${error ?? ''}; ${next.reason}` : error,
-      excerpt: result.excerpt === undefined ? null : result.excerpt.slice(0, EXCERPT_STORED),
+      excerpt: result.excerpt === undefined ? null : storedExcerpt(result.excerpt),
       attemptedAt: attemptedAt.toISOString(),
       durationMs: result.durationMs,
     });

@@ -1,6 +1,6 @@
 // Speaks the upstream Tasks API (CONTRACT §1): one GET per poll over a keep-alive
 // undici pool, every answer classified so the poller never sees a raw exception.
-import { Agent, request } from 'undici';
+import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
 import { parseRetryAfter } from './schedule.js';
 
 export const TERMINAL_STATUSES = new Set(['completed', 'failed', 'cancelled']);
@@ -14,25 +14,48 @@ export type PollResult =
   | { kind: 'rate_limited'; retryAfterMs: number | undefined }
   | { kind: 'error'; message: string };
 
+export interface UpstreamProxy {
+  httpsProxy?: string | undefined;
+  httpProxy?: string | undefined;
+  /** comma/space list of hosts (and host:port) to reach directly, as curl reads NO_PROXY */
+  noProxy?: string | undefined;
+}
+
 export interface UpstreamClientOptions {
   timeoutMs?: number;
   connections?: number;
   now?: () => number;
+  /** from config (HTTPS_PROXY / HTTP_PROXY / NO_PROXY); none set → direct connections */
+  proxy?: UpstreamProxy;
 }
 
 export class UpstreamClient {
-  private readonly agent: Agent;
+  private readonly agent: Dispatcher;
   private readonly timeoutMs: number;
   private readonly now: () => number;
 
   constructor(opts: UpstreamClientOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.now = opts.now ?? Date.now;
-    this.agent = new Agent({
+    const pool = {
       connections: opts.connections ?? 64,
       keepAliveTimeout: 30_000,
       connect: { timeout: this.timeoutMs },
-    });
+    };
+    const p = opts.proxy;
+    this.agent =
+      p?.httpProxy || p?.httpsProxy
+        ? new EnvHttpProxyAgent({
+            ...pool,
+            // Explicit '' rather than undefined: EnvHttpProxyAgent would otherwise fall
+            // back to process.env, and the config is the only reader of the environment.
+            httpProxy: p.httpProxy ?? '',
+            httpsProxy: p.httpsProxy ?? '',
+            noProxy: p.noProxy ?? '',
+            // the connect timeout for the hop to the proxy itself
+            proxyTls: { timeout: this.timeoutMs },
+          })
+        : new Agent(pool);
   }
 
   async fetchTask(baseUrl: string, apiKey: string | undefined, taskId: string): Promise<PollResult> {

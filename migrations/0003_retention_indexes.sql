@@ -1,0 +1,2 @@
+CREATE INDEX "task_snapshots_updated_idx" ON "task_snapshots" USING btree ("updated_at");--> statement-breakpoint
+CREATE INDEX "watches_finished_idx" ON "watches" USING btree ("updated_at") WHERE status in ('delivered', 'undeliverable', 'cancelled');
