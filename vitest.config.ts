@@ -6,8 +6,8 @@ export default defineConfig({
     globalSetup: ['test/support/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    // Two cores: a few files at a time, each with its own database.
-    maxWorkers: 3,
+    // Two cores: two files at a time (each with its own database and gateway processes).
+    maxWorkers: 2,
     pool: 'forks',
   },
 });

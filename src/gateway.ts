@@ -43,7 +43,9 @@ export interface GatewayOverrides {
 }
 
 export async function startGateway(cfg: Config, log: Logger, over: GatewayOverrides = {}): Promise<Gateway> {
-  const database = await openDatabase(cfg, (msg) => log.info(msg), { max: 20 });
+  // 10 connections: claims and completions are batched, so a few carry the load; keeping
+  // it small lets many processes share one server (100 connections by default).
+  const database = await openDatabase(cfg, (msg) => log.info(msg), { max: 10 });
   const { sql } = database;
   await runMigrations(database.url);
   const box = await loadSecretBox(cfg.encryptionKey, cfg.dataDir);
