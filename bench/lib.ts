@@ -1,0 +1,257 @@
+// Small helpers shared by the benchmark processes: percentiles, child processes
+// that announce themselves with a READY line, JSON over loopback HTTP, /proc reads.
+import { spawn, fork, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { request } from 'undici';
+
+export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(BENCH_DIR, '..');
+
+/** The upstream's own guidance (CONTRACT §1/§5): first check after 2 s, then every 3–6 s. */
+export const FIRST_POLL_MS = 2_000;
+export const POLL_MIN_MS = 3_000;
+export const POLL_SPREAD_MS = 3_000;
+export const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+/** A task that stays `processing` for as long as any benchmark runs. */
+export const NEVER_MS = 1e12;
+
+/** The jittered poll interval every contender uses: (3 s + U[0,3 s]) × scale. */
+export const nextPollMs = (scale: number) => (POLL_MIN_MS + Math.random() * POLL_SPREAD_MS) * scale;
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+export interface Dist {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+export function dist(values: number[]): Dist {
+  const s = [...values].sort((a, b) => a - b);
+  const mean = s.length ? s.reduce((a, b) => a + b, 0) / s.length : NaN;
+  return { n: s.length, p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99), max: s.length ? s[s.length - 1]! : NaN, mean };
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** VmRSS (or another field) of a process in MiB, from /proc/<pid>/status; undefined if gone. */
+export function procStatusMiB(pid: number, field = 'VmRSS'): number | undefined {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
+export function procCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return undefined;
+  }
+}
+
+/** Busy and total jiffies (USER_HZ = 100/s) summed over all CPUs, from /proc/stat. */
+export function cpuJiffies(): { busy: number; total: number } | undefined {
+  try {
+    const f = /^cpu\s+(.*)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'))?.[1]?.split(/\s+/).map(Number);
+    if (!f) return undefined;
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    // user + nice + system: what processes use (irq/softirq time is not charged to any process here)
+    return { busy: (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0), total };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Retries a loopback call a few times on a connection-level error (a busy sim may reset one). */
+async function retrying<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? '';
+      if (attempt >= 5 || !/^(ECONNRESET|ECONNREFUSED|EPIPE|UND_ERR_SOCKET|UND_ERR_CLOSED)$/.test(code)) throw new Error(`${what}: ${String(err)}`);
+      await sleep(200 * attempt);
+    }
+  }
+}
+
+export async function getJson<T = any>(url: string): Promise<T> {
+  return retrying(`GET ${url}`, async () => {
+    const res = await request(url, { method: 'GET' });
+    const text = await res.body.text();
+    if (res.statusCode >= 300) throw new Error(`GET ${url} → ${res.statusCode}: ${text.slice(0, 200)}`);
+    return JSON.parse(text) as T;
+  });
+}
+
+export async function postJson<T = any>(url: string, body: unknown, headers: Record<string, string> = {}): Promise<T> {
+  return retrying(`POST ${url}`, async () => {
+    const res = await request(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+      headersTimeout: 600_000,
+      bodyTimeout: 600_000,
+    });
+    const text = await res.body.text();
+    if (res.statusCode >= 300) throw new Error(`POST ${url} → ${res.statusCode}: ${text.slice(0, 200)}`);
+    return (text ? JSON.parse(text) : undefined) as T;
+  });
+}
+
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+export interface Child {
+  proc: ChildProcess;
+  pid: number;
+  /** the JSON a child printed after READY on its stdout */
+  ready: any;
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
+  /** the last lines it wrote to stderr (for error messages) */
+  stderrTail(): string;
+}
+
+function wrap(proc: ChildProcess, name: string, readyTimeoutMs: number, echo: boolean): Promise<Child> {
+  let tail = '';
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code, sig) => resolve(code ?? (sig ? 128 : null))));
+  proc.stderr?.on('data', (b: Buffer) => {
+    tail = (tail + b.toString()).slice(-4000);
+    if (echo) process.stderr.write(`[${name}] ${b.toString()}`);
+  });
+  const child = (ready: any): Child => ({
+    proc,
+    pid: proc.pid!,
+    ready,
+    stderrTail: () => tail,
+    async stop(signal = 'SIGTERM', timeoutMs = 15_000) {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      const t = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+  });
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`${name} not ready within ${readyTimeoutMs} ms\n${tail}`));
+    }, readyTimeoutMs);
+    proc.stdout?.on('data', (b: Buffer) => {
+      buf += b.toString();
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (line.startsWith('READY ')) {
+          clearTimeout(timer);
+          resolve(child(JSON.parse(line.slice(6))));
+        } else if (echo && line.trim()) process.stderr.write(`[${name}] ${line}\n`);
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited (${code}) before it was ready\n${tail}`));
+    });
+  });
+}
+
+/** Runs a bench/*.ts script under tsx in its own process, with an IPC channel; resolves on its READY line. */
+export function startTsChild(script: string, args: string[], env: Record<string, string>, opts: { name?: string; readyTimeoutMs?: number; echo?: boolean } = {}): Promise<Child> {
+  const proc = fork(path.join(BENCH_DIR, script), args, {
+    cwd: ROOT,
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  return wrap(proc, opts.name ?? script, opts.readyTimeoutMs ?? 30_000, opts.echo ?? false);
+}
+
+/** Runs `node bin/taskhook.js …` (exactly what a deployment runs); ready is up to the caller. */
+export function startTaskhook(args: string[], env: Record<string, string>, name: string, echo = false): { proc: ChildProcess; stderrTail: () => string; exited: Promise<number | null> } {
+  const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'taskhook.js'), ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let tail = '';
+  const keep = (b: Buffer) => {
+    tail = (tail + b.toString()).slice(-4000);
+    if (echo) process.stderr.write(`[${name}] ${b.toString()}`);
+  };
+  proc.stdout.on('data', keep);
+  proc.stderr.on('data', keep);
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code, sig) => resolve(code ?? (sig ? 128 : null))));
+  return { proc, stderrTail: () => tail, exited };
+}
+
+/** Sends an IPC message to a child and waits for the reply of the given type. */
+export function ask<T = any>(child: ChildProcess, msg: { type: string; [k: string]: unknown }, replyType: string, timeoutMs = 120_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.off('message', onMessage);
+      reject(new Error(`no '${replyType}' reply to '${msg.type}' within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onMessage = (m: any) => {
+      if (m?.type === replyType) {
+        clearTimeout(timer);
+        child.off('message', onMessage);
+        resolve(m as T);
+      } else if (m?.type === 'error') {
+        clearTimeout(timer);
+        child.off('message', onMessage);
+        reject(new Error(String(m.message)));
+      }
+    };
+    child.on('message', onMessage);
+    child.send(msg);
+  });
+}
+
+export const fmt = {
+  int: (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '—' : Math.round(n).toLocaleString('en-US')),
+  num: (n: number | undefined, d = 1) => (n === undefined || !Number.isFinite(n) ? '—' : n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d })),
+  ms: (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '—' : n < 10 ? `${n.toFixed(1)} ms` : `${Math.round(n).toLocaleString('en-US')} ms`),
+  ratio: (n: number | undefined) => (n === Infinity ? '∞' : n === undefined || !Number.isFinite(n) ? '—' : `${n.toFixed(2)}×`),
+  pct: (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '—' : `${(n * 100).toFixed(0)} %`),
+};

@@ -1,0 +1,157 @@
+// Baseline (b): the same job on pg-boss 10, the usual Postgres job queue for Node.
+// One `poll` job per task: its handler GETs the task; not terminal → it inserts the
+// next `poll` job with startAfter = now + 3–6 s (× scale); terminal → it inserts a
+// `deliver` job, whose handler signs (standardwebhooks) and POSTs the webhook (a non-2xx
+// throws, so pg-boss retries it). Durable like taskhook: every step is a row in Postgres.
+// Tuned, not naive: `workers` work() loops per queue, each fetching `batch` jobs per
+// round at the minimum polling interval pg-boss allows (0.5 s), the batch worked
+// concurrently and the follow-up jobs inserted with one insert() per batch.
+// Driven over IPC like naive.ts:
+//   {type:'watch', ids, callbacks, spreadMs?} → {type:'watching', n}: first polls 2 s × scale (+ U[0, spreadMs])
+//   {type:'forget'}                → {type:'forgot'}: queued poll jobs purged, older ones end unpolled
+//   {type:'stats'}                 → {type:'stats', polls, errors, delivered, failed}
+// Usage (forked): node --import tsx bench/pgboss.ts --database URL --upstream URL --scale S [--workers W --batch B]
+import { parseArgs } from 'node:util';
+import PgBoss from 'pg-boss';
+import { Webhook } from 'standardwebhooks';
+import { FIRST_POLL_MS, TERMINAL, nextPollMs } from './lib.js';
+
+const { values } = parseArgs({
+  options: {
+    database: { type: 'string' },
+    upstream: { type: 'string' },
+    scale: { type: 'string', default: '1' },
+    workers: { type: 'string', default: '4' },
+    batch: { type: 'string', default: '100' },
+    'deliver-workers': { type: 'string', default: '2' },
+    'deliver-batch': { type: 'string', default: '50' },
+    pool: { type: 'string', default: '20' },
+  },
+});
+const upstream = values.upstream!;
+const scale = Number(values.scale);
+const wh = new Webhook(process.env.TASKHOOK_SIGNING_SECRET!);
+const headers = { authorization: `Bearer ${process.env.UPSTREAM_API_KEY ?? 'sk_test'}`, accept: 'application/json' };
+
+interface PollData {
+  /** generation: the orchestrator's 'forget' bumps it and older poll jobs end without polling */
+  gen: number;
+  watchId: string;
+  taskId: string;
+  callback: string;
+}
+interface DeliverData {
+  watchId: string;
+  callback: string;
+  task: { status?: string; task_id?: string };
+}
+
+let generation = 0;
+let polls = 0;
+let errors = 0;
+let delivered = 0;
+let failed = 0;
+
+const boss = new PgBoss({ connectionString: values.database!, max: Number(values.pool), schema: 'pgboss', schedule: false });
+boss.on('error', (err) => {
+  errors++;
+  process.stderr.write(`pg-boss error: ${String((err as Error).message ?? err)}\n`);
+});
+await boss.start();
+await boss.createQueue('poll');
+await boss.createQueue('deliver', { name: 'deliver', retryLimit: 5, retryDelay: 1 });
+
+async function pollOne(job: PgBoss.Job<PollData>): Promise<PgBoss.JobInsert | undefined> {
+  const { taskId } = job.data;
+  if (job.data.gen !== generation) return undefined;
+  try {
+    const res = await fetch(`${upstream}/api/v2/tasks/${encodeURIComponent(taskId)}`, { headers });
+    const task = (await res.json()) as { status?: string };
+    polls++;
+    if (res.ok && task.status && TERMINAL.has(task.status)) {
+      return { name: 'deliver', data: { watchId: job.data.watchId, callback: job.data.callback, task } satisfies DeliverData, retryLimit: 5, retryDelay: 1 };
+    }
+  } catch {
+    errors++;
+  }
+  return { name: 'poll', data: job.data, startAfter: new Date(Date.now() + nextPollMs(scale)) };
+}
+
+async function deliverOne(job: PgBoss.Job<DeliverData>): Promise<void> {
+  const { watchId, callback, task } = job.data;
+  const body = JSON.stringify({ type: `task.${task.status}`, timestamp: new Date().toISOString(), watch_id: watchId, metadata: {}, data: task });
+  const msgId = `msg_${job.id}`;
+  const now = new Date();
+  const res = await fetch(callback, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'webhook-id': msgId,
+      'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+      'webhook-signature': wh.sign(msgId, now, body),
+    },
+    body,
+    redirect: 'manual',
+  });
+  await res.arrayBuffer();
+  if (res.status < 200 || res.status >= 300) throw new Error(`receiver answered HTTP ${res.status}`);
+  delivered++;
+}
+
+const pollOpts = { batchSize: Number(values.batch), pollingIntervalSeconds: 0.5 };
+for (let i = 0; i < Number(values.workers); i++) {
+  await boss.work<PollData>('poll', pollOpts, async (jobs) => {
+    const next = (await Promise.all(jobs.map(pollOne))).filter((j) => j !== undefined);
+    if (next.length) await boss.insert(next);
+  });
+}
+const deliverOpts = { batchSize: Number(values['deliver-batch']), pollingIntervalSeconds: 0.5 };
+for (let i = 0; i < Number(values['deliver-workers']); i++) {
+  await boss.work<DeliverData>('deliver', deliverOpts, async (jobs) => {
+    const results = await Promise.allSettled(jobs.map(deliverOne));
+    const bad = results.filter((r) => r.status === 'rejected').length;
+    if (bad > 0) {
+      failed += bad;
+      // pg-boss fails (and retries) a batch as a whole; with this receiver (always 204) it does not happen.
+      throw new Error(`${bad} deliveries failed`);
+    }
+  });
+}
+
+process.on('message', (m: { type: string; ids?: string[]; callbacks?: string[]; spreadMs?: number }) => {
+  void (async () => {
+    try {
+      if (m.type === 'watch') {
+        const ids = m.ids ?? [];
+        const callbacks = m.callbacks ?? [];
+        const first = Date.now() + FIRST_POLL_MS * scale;
+        const spread = m.spreadMs ?? 0;
+        for (let i = 0; i < ids.length; i += 1000) {
+          await boss.insert(
+            ids.slice(i, i + 1000).map((taskId, j) => ({
+              name: 'poll',
+              data: { gen: generation, watchId: `pgb_${taskId}`, taskId, callback: callbacks[(i + j) % callbacks.length]! } satisfies PollData,
+              startAfter: new Date(first + Math.random() * spread),
+            })),
+          );
+        }
+        process.send!({ type: 'watching', n: ids.length });
+      } else if (m.type === 'forget') {
+        generation++;
+        await boss.purgeQueue('poll');
+        process.send!({ type: 'forgot' });
+      } else if (m.type === 'stats') {
+        process.send!({ type: 'stats', polls, errors, delivered, failed });
+      }
+    } catch (err) {
+      process.send!({ type: 'error', message: String(err) });
+    }
+  })();
+});
+const stop = () => {
+  void boss.stop({ graceful: false, wait: false }).finally(() => process.exit(0));
+  setTimeout(() => process.exit(0), 3000).unref();
+};
+process.on('disconnect', stop);
+process.on('SIGTERM', stop);
+process.stdout.write(`READY ${JSON.stringify({ pid: process.pid })}\n`);
