@@ -79,11 +79,11 @@ if (argv.help) {
   --n N                   active tasks per contender in the side-by-side (full 20000, quick 2000)
   --sizes a,b,c           taskhook sweep sizes (full 1000,10000,50000,100000; quick 1000,2000; N is added)
   --burst B               completed tasks registered at once for the drain (full 20000, quick 1000)
-  --trickle M             tasks finishing one by one for terminal-poll → 2xx (full 2000, quick 200)
-  --window S              measurement window in seconds (full 20, quick 3)
+  --trickle M             tasks finishing one by one for terminal-poll → 2xx (full 500, quick 200)
+  --window S              measurement window in seconds (full 20, quick 2.5)
   --scale X               poll cadence factor for every contender: 3–6 s × X (full 0.1, quick 0.05)
   --processes P           taskhook gateway processes (default 1)
-  --raw-duration S        raw capacity run (full 10, quick 2)
+  --raw-duration S        raw capacity run (full 10, quick 1.5)
   --no-raw-end            skip the second raw measurement at the end (by default raw runs first and last; the ratio uses the higher)
   --concurrency C         raw capacity and registration concurrency (default 64)
   --lateness-n N          watches in the lateness phase (full 50000; quick 0 = skipped)
@@ -110,13 +110,13 @@ const cfg = {
   n: num(argv.n, 20_000, 2_000),
   sizes: (argv.sizes ?? (quick ? '1000,2000' : '1000,10000,50000,100000')).split(',').map(Number),
   burst: num(argv.burst, 20_000, 1_000),
-  trickle: num(argv.trickle, 2_000, 200),
+  trickle: num(argv.trickle, 500, 200),
   trickleStartMs: quick ? 300 : 1_000,
-  trickleSpreadMs: quick ? 1_000 : 10_000,
-  window: num(argv.window, 20, 3),
+  trickleSpreadMs: quick ? 1_000 : 5_000,
+  window: num(argv.window, 20, 2.5),
   scale: num(argv.scale, 0.1, 0.05),
   processes: Number(argv.processes),
-  rawDuration: num(argv['raw-duration'], 10, 2),
+  rawDuration: num(argv['raw-duration'], 10, 1.5),
   /** measure raw again at the end (drift on a shared machine); the ratio uses the better one */
   rawEnd: !argv['no-raw-end'],
   concurrency: Number(argv.concurrency),
@@ -149,6 +149,8 @@ const secret = `whsec_${randomBytes(32).toString('base64')}`;
 const apiKey = `thk_bench_${randomBytes(18).toString('base64url')}`;
 const encryptionKey = randomBytes(32).toString('base64');
 const children: Child[] = [];
+/** gateway processes still running, killed by cleanup() if the bench fails half-way */
+const gatewayProcs = new Set<ReturnType<typeof startTaskhook>['proc']>();
 let embedded: EmbeddedDatabase | undefined;
 let adminSql: postgres.Sql | undefined;
 
@@ -461,12 +463,14 @@ async function startGateways(env: Env, count: number, scale: number, role: 'all'
         TASKHOOK_ALLOW_PRIVATE_CALLBACKS: '127.0.0.0/8',
         TASKHOOK_DATA_DIR: path.join(tmp, 'gateway'),
         TASKHOOK_POLL_SCALE: String(scale),
-        TASKHOOK_SHUTDOWN_TIMEOUT_S: '2',
+        TASKHOOK_SHUTDOWN_TIMEOUT_S: '1',
         LOG_LEVEL: 'warn',
       },
       `gateway${i}`,
       verbose,
     );
+    gatewayProcs.add(g.proc);
+    void g.exited.then(() => gatewayProcs.delete(g.proc));
     const url = `http://127.0.0.1:${port}`;
     let exited: number | null | undefined;
     void g.exited.then((c) => (exited = c));
@@ -725,6 +729,9 @@ async function runTaskhook(env: Env) {
     await setTrigger(sql, false);
     out.explain = await explainClaim(sql);
     log(`  claim EXPLAIN ANALYZE at ${fmt.int(out.explain.tableRows)} rows: ${out.explain.executionMs} ms`);
+    // the api processes of phase 3 boot while these stop (when the lateness phase does not come between)
+    const nextApi = cfg.latenessN > 0 ? undefined : startGateways(env, cfg.processes, cfg.scale, 'api');
+    nextApi?.catch(() => {}); // handled where it is awaited
     await gw.stop();
 
     // 2. lateness at the real cadence: N watches inserted with their next polls spread as in a steady state
@@ -756,10 +763,10 @@ async function runTaskhook(env: Env) {
     //    the burst drained by as many `serve --role worker` processes started next to them
     {
       log(`taskhook: registration of ${fmt.int(cfg.burst)} watches (api role: nothing polls yet), concurrency ${cfg.concurrency}`);
+      const api = await (nextApi ?? startGateways(env, cfg.processes, cfg.scale, 'api'));
       await resetTaskhook(sql);
       const prefix = `${p}b-`;
       await createTasks(env, prefix, cfg.burst, { durationMs: 0, processingAfterMs: 0 });
-      const api = await startGateways(env, cfg.processes, cfg.scale, 'api');
       // untimed warm-up on other tasks (connections to Postgres, JIT), then removed again
       const wp = `${p}w-`;
       const warm = Math.min(200, Math.ceil(cfg.burst / 5));
@@ -887,11 +894,11 @@ function report(results: any, facts: ReturnType<typeof machineFacts>, pg: Record
   }
   if (contenders.length) {
     L.push(`Side by side   N = ${fmt.int(cfg.n)} active tasks (asking for ${fmt.int(demand(cfg.n, cfg.scale))} polls/s), burst ${fmt.int(cfg.burst)}, trickle ${fmt.int(cfg.trickle)}`);
-    L.push(`  ${pad('', 14)}${lpad('polls/s', 9)}${lpad('deliveries/s', 14)}${lpad('t→2xx p50', 11)}${lpad('p99', 9)}${lpad('RSS MiB', 9)}   CPU % contender / postgres / sim / other`);
+    L.push(`  ${pad('', 14)}${lpad('polls/s', 9)}${lpad('deliveries/s', 14)}${lpad('t→2xx p50', 11)}${lpad('p99', 10)}${lpad('RSS MiB', 9)}   CPU % contender / postgres / sim / other`);
     for (const c of contenders) {
       const cpu = c.sustained.cpu;
       L.push(
-        `  ${pad(c.name, 14)}${lpad(fmt.int(c.sustained.pollsPerS), 9)}${lpad(fmt.int(c.burst?.perS) + (c.burst && c.burst.count < c.burst.expected ? '*' : ''), 14)}${lpad(fmt.ms(c.overhead?.p50), 11)}${lpad(fmt.ms(c.overhead?.p99), 9)}${lpad(fmt.int(Math.max(...c.sustained.rssMiB)), 9)}   ${fmt.int(cpu.contender)} / ${fmt.int(cpu.postgres)} / ${fmt.int(cpu.upstream)} / ${fmt.int(cpu.other)}`,
+        `  ${pad(c.name, 14)}${lpad(fmt.int(c.sustained.pollsPerS), 9)}${lpad(fmt.int(c.burst?.perS) + (c.burst && c.burst.count < c.burst.expected ? '*' : ''), 14)}${lpad(fmt.ms(c.overhead?.p50), 11)}${lpad(fmt.ms(c.overhead?.p99), 10)}${lpad(fmt.int(Math.max(...c.sustained.rssMiB)), 9)}   ${fmt.int(cpu.contender)} / ${fmt.int(cpu.postgres)} / ${fmt.int(cpu.upstream)} / ${fmt.int(cpu.other)}`,
       );
     }
     for (const c of contenders) {
@@ -902,10 +909,10 @@ function report(results: any, facts: ReturnType<typeof machineFacts>, pg: Record
   }
   if (th) {
     L.push(`taskhook sweep (scale ${cfg.scale}; lateness = claim − due, every claim in the window)`);
-    L.push(`  ${lpad('N', 9)}  via ${lpad('polls/s', 9)}${lpad('asked', 9)}${lpad('late p50', 10)}${lpad('p99', 9)}${lpad('backlog', 9)}${lpad('RSS MiB', 9)}   CPU % gateway / postgres / sim / other`);
+    L.push(`  ${lpad('N', 9)}  via ${lpad('polls/s', 9)}${lpad('asked', 9)}${lpad('late p50', 11)}${lpad('p99', 11)}${lpad('backlog', 9)}${lpad('RSS MiB', 10)}   CPU % gateway / postgres / sim / other`);
     for (const r of th.sweep as SweepRow[]) {
       L.push(
-        `  ${lpad(fmt.int(r.n), 9)}  ${r.via} ${lpad(fmt.int(r.window.pollsPerS), 9)}${lpad(fmt.int(r.demand), 9)}${lpad(fmt.ms(r.lateness?.p50), 10)}${lpad(fmt.ms(r.lateness?.p99), 9)}${lpad(fmt.int(r.backlog.due), 9)}${lpad(r.window.rssMiB.map((x) => fmt.int(x)).join('/'), 9)}   ${fmt.int(r.window.cpu.contender)} / ${fmt.int(r.window.cpu.postgres)} / ${fmt.int(r.window.cpu.upstream)} / ${fmt.int(r.window.cpu.other)}`,
+        `  ${lpad(fmt.int(r.n), 9)}  ${r.via} ${lpad(fmt.int(r.window.pollsPerS), 9)}${lpad(fmt.int(r.demand), 9)}${lpad(fmt.ms(r.lateness?.p50), 11)}${lpad(fmt.ms(r.lateness?.p99), 11)}${lpad(fmt.int(r.backlog.due), 9)}${lpad(r.window.rssMiB.map((x) => fmt.int(x)).join('/'), 10)}   ${fmt.int(r.window.cpu.contender)} / ${fmt.int(r.window.cpu.postgres)} / ${fmt.int(r.window.cpu.upstream)} / ${fmt.int(r.window.cpu.other)}`,
       );
     }
     if (th.lateness) {
@@ -966,7 +973,7 @@ function report(results: any, facts: ReturnType<typeof machineFacts>, pg: Record
     const reg = th.registration as Registration | undefined;
     judge('registration ≥ 5,000 req/s, p99 < 25 ms', reg ? Math.min(reg.perS / 5000, 25 / reg.latency.p99) : undefined, (v) => v >= 1 && (reg?.latency.p99 ?? Infinity) < 25, reg ? `${fmt.int(reg.perS)} req/s, p99 ${fmt.ms(reg.latency.p99)}` : '—');
     L.push('Targets');
-    for (const t of targets) L.push(`  ${pad(t.name, 42)} ${pad(t.value, 22)} ${t.verdict}${t.note ? `  (${t.note})` : ''}`);
+    for (const t of targets) L.push(`  ${pad(t.name, 42)} ${pad(t.value, 24)} ${t.verdict}${t.note ? `  (${t.note})` : ''}`);
   }
   const disturbed = contention(results);
   if (disturbed.length) {
@@ -1046,7 +1053,10 @@ async function main() {
 }
 
 async function cleanup() {
-  for (const c of children.reverse()) await c.stop('SIGTERM', 5_000).catch(() => {});
+  for (const p of gatewayProcs) p.kill('SIGKILL');
+  await Promise.all(children.map((c) => c.stop('SIGTERM', 5_000).catch(() => {})));
+  // on a DATABASE_URL server, leave nothing behind (the embedded one goes with the temp dir)
+  if (!embedded && adminSql) for (const db of ['bench_taskhook', 'bench_pgboss']) await adminSql.unsafe(`drop database if exists ${db} with (force)`).catch(() => {});
   await adminSql?.end({ timeout: 2 }).catch(() => {});
   await embedded?.stop().catch(() => {});
   fs.rmSync(tmp, { recursive: true, force: true });

@@ -3,8 +3,8 @@
 // benchmark needs and the sim has not got:
 //   GET  /stats               {requests, at}: GET /api/v2/tasks/:id answered so far (any answer), at = this clock
 //   POST /tasks/bulk          {prefix, from, count, script} creates tasks `${prefix}${from..from+count-1}` in-process
+//                             (script.durationSpreadMs: each task's durationMs + U[0, spread])
 //   POST /terminal            {prefix} → {[task_id]: ms}: when the sim first served a terminal answer for each task
-//   POST /forget              {prefix} drops tasks (and their terminal times) by id prefix
 // The terminal time is taken by wrapping the store's get() (called by the GET handler just
 // before it writes the answer), so it is the moment the terminal JSON was produced.
 // Usage: node --import tsx bench/upstream.ts --port P; prints `READY {"url","statsUrl"}`.
@@ -69,14 +69,6 @@ const stats = http.createServer(async (req, res) => {
       const out: Record<string, number> = {};
       for (const [id, at] of firstTerminal) if (id.startsWith(prefix)) out[id] = at;
       return send(200, out);
-    }
-    if (req.method === 'POST' && req.url === '/forget') {
-      const prefix = String(body.prefix ?? '');
-      let n = 0;
-      for (const id of [...firstTerminal.keys()]) if (id.startsWith(prefix)) firstTerminal.delete(id);
-      // SimTaskStore has no listing; ids are `${prefix}${i}`, so walk the range given.
-      for (let i = Number(body.from ?? 0); i < Number(body.from ?? 0) + Number(body.count ?? 0); i++) if (store.delete(`${prefix}${i}`)) n++;
-      return send(200, { forgotten: n });
     }
     send(404, { error: 'not found' });
   } catch (err) {
