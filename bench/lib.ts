@@ -2,7 +2,6 @@
 // that announce themselves with a READY line, JSON over loopback HTTP, /proc reads.
 import { spawn, fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -43,16 +42,7 @@ export function dist(values: number[]): Dist {
   return { n: s.length, p50: percentile(s, 50), p90: percentile(s, 90), p99: percentile(s, 99), max: s.length ? s[s.length - 1]! : NaN, mean };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../src/net/free-port.js';
 
 /** VmRSS (or another field) of a process in MiB, from /proc/<pid>/status; undefined if gone. */
 export function procStatusMiB(pid: number, field = 'VmRSS'): number | undefined {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../net/free-port.js';
 
 export interface EmbeddedDatabase {
   url: string;
@@ -15,16 +16,6 @@ export interface EmbeddedDatabase {
 
 interface EmbeddedState { port: number; password: string }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function readJson<T>(file: string): Promise<T | undefined> {
   try {

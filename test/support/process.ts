@@ -1,7 +1,6 @@
 // The gateway as a real child process (`node bin/taskhook.js serve`), for tests
 // that kill, pause or race whole processes.
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 import { once } from 'node:events';
 
@@ -14,15 +13,8 @@ export interface GatewayProcess {
   kill(signal: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const { port } = srv.address() as net.AddressInfo;
-  srv.close();
-  await once(srv, 'close');
-  return port;
-}
+export { freePort } from '../../src/net/free-port.js';
+import { freePort } from '../../src/net/free-port.js';
 
 export async function spawnGateway(env: Record<string, string>, timeoutMs = 30_000): Promise<GatewayProcess> {
   const port = await freePort();
