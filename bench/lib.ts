@@ -184,9 +184,15 @@ export function startTsChild(script: string, args: string[], env: Record<string,
 
 /** Runs `node bin/taskhook.js …` (exactly what a deployment runs); ready is up to the caller. */
 export function startTaskhook(args: string[], env: Record<string, string>, name: string, echo = false): { proc: ChildProcess; stderrTail: () => string; exited: Promise<number | null> } {
-  const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'taskhook.js'), ...args], {
+  // e.g. BENCH_GATEWAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the gateways
+  const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const proc = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin', 'taskhook.js'), ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let tail = '';

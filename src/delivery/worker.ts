@@ -78,6 +78,9 @@ class Counter {
   get(k: string): number {
     return this.counts.get(k) ?? 0;
   }
+  entries(): Array<[string, number]> {
+    return [...this.counts];
+  }
   atLeast(limit: number): string[] {
     return [...this.counts].filter(([, n]) => n >= limit).map(([k]) => k);
   }
@@ -113,44 +116,48 @@ export function createDeliverer(o: DelivererOptions) {
   }
 
   async function claimRound(limit: number): Promise<{ rows: ClaimedDelivery[]; skipped: number }> {
-    const { rows, skipped } = await sql.begin(async (tx) => {
-      const due = await tx<{ id: string; endpoint: string; tenant_id: string }[]>`
-        select id, endpoint, tenant_id from deliveries
+    // One statement (one round trip, one commit): lock the due head of the queue past
+    // the full endpoints and tenants, rank each row within its endpoint and its tenant,
+    // and lease only the rows that fit the room those have left in this process.
+    const endpoints = byEndpoint.entries();
+    const tenants = byTenant.entries();
+    const rows = await sql<(ClaimedDelivery & { seen: number })[]>`
+      with c as (
+        select id, endpoint, tenant_id, next_attempt_at from deliveries
          where status = 'pending' and next_attempt_at <= now()
            and endpoint <> all(${byEndpoint.atLeast(perEndpoint)}::text[])
            and tenant_id <> all(${byTenant.atLeast(perTenant)}::text[])
          order by next_attempt_at
          limit ${limit}
-         for update skip locked`;
-      const takenByEndpoint = new Map<string, number>();
-      const takenByTenant = new Map<string, number>();
-      const ids: string[] = [];
-      for (const d of due) {
-        const e = takenByEndpoint.get(d.endpoint) ?? byEndpoint.get(d.endpoint);
-        const t = takenByTenant.get(d.tenant_id) ?? byTenant.get(d.tenant_id);
-        if (e >= perEndpoint || t >= perTenant) continue;
-        takenByEndpoint.set(d.endpoint, e + 1);
-        takenByTenant.set(d.tenant_id, t + 1);
-        ids.push(d.id);
-      }
-      const skipped = due.length - ids.length;
-      if (ids.length === 0) return { rows: [] as ClaimedDelivery[], skipped };
-      const rows = await tx<ClaimedDelivery[]>`
-        update deliveries d
-           set lease_token = gen_random_uuid(),
-               next_attempt_at = now() + ${leaseMs} * interval '1 millisecond',
-               attempts = d.attempts + 1,
-               updated_at = now()
-         where d.id = any(${ids}::text[])
-        returning d.id, d.tenant_id, d.watch_id, d.terminal, d.callback_url, d.endpoint, d.payload, d.retry_step, d.lease_token`;
-      return { rows, skipped };
-    });
+         for update skip locked
+      ), ranked as (
+        select c.id,
+               row_number() over (partition by c.endpoint order by c.next_attempt_at, c.id) as in_endpoint,
+               row_number() over (partition by c.tenant_id order by c.next_attempt_at, c.id) as in_tenant,
+               ${perEndpoint} - coalesce(e.n, 0) as endpoint_room,
+               ${perTenant} - coalesce(t.n, 0) as tenant_room
+          from c
+          left join unnest(${endpoints.map(([k]) => k)}::text[], ${endpoints.map(([, n]) => n)}::int[]) as e(k, n) on e.k = c.endpoint
+          left join unnest(${tenants.map(([k]) => k)}::text[], ${tenants.map(([, n]) => n)}::int[]) as t(k, n) on t.k = c.tenant_id
+      )
+      update deliveries d
+         set lease_token = gen_random_uuid(),
+             next_attempt_at = now() + ${leaseMs} * interval '1 millisecond',
+             attempts = d.attempts + 1,
+             updated_at = now()
+        from ranked r
+       where d.id = r.id and r.in_endpoint <= r.endpoint_room and r.in_tenant <= r.tenant_room
+      returning d.id, d.tenant_id, d.watch_id, d.terminal, d.callback_url, d.endpoint, d.payload, d.retry_step, d.lease_token,
+                (select count(*) from c)::int as seen`;
     const at = now();
     for (const r of rows) {
       r.claimed_at = at;
       byEndpoint.inc(r.endpoint);
       byTenant.inc(r.tenant_id);
+      slotsHeld.add(r);
     }
+    // (an empty result means the locked head was empty: its first row always fits)
+    const skipped = rows.length > 0 ? rows[0]!.seen - rows.length : 0;
     return { rows, skipped };
   }
 
@@ -238,6 +245,22 @@ export function createDeliverer(o: DelivererOptions) {
     if (ms > 0) await deferEndpoint(endpoint, ms);
   }
 
+  /**
+   * Gives back the delivery's endpoint and tenant slots; once per claim. Called as
+   * soon as the receiver has answered: the caps bound load on receivers (connections,
+   * requests in flight), and recording the result is our database's business, so a
+   * fast receiver isn't held to the pace of our completion batches.
+   */
+  const slotsHeld = new Set<ClaimedDelivery>();
+  function releaseSlots(d: ClaimedDelivery) {
+    if (!slotsHeld.delete(d)) return;
+    byEndpoint.dec(d.endpoint);
+    byTenant.dec(d.tenant_id);
+    // A capped endpoint or tenant with a backlog has room again: claim its next rows
+    // now, not after the idle sleep (at half the cap, so refills come in batches).
+    if (byEndpoint.get(d.endpoint) === perEndpoint >> 1 || byTenant.get(d.tenant_id) === perTenant >> 1) loop.wake();
+  }
+
   async function attempt(d: ClaimedDelivery): Promise<void> {
     fault('delivery.before-send');
     // Paused (SIGSTOP, a long GC) until the lease could run out mid-attempt? Leave it to the next owner.
@@ -257,6 +280,7 @@ export function createDeliverer(o: DelivererOptions) {
     const result: SendResult = tenant
       ? await o.sender.send({ url: d.callback_url, msgId: d.id, body: d.payload, secrets: tenant.signingSecrets })
       : { outcome: { kind: 'error' as const, message: 'tenant is disabled' }, durationMs: 0, excerpt: undefined };
+    releaseSlots(d);
     fault('delivery.after-send');
     const next = decideAfterAttempt(result.outcome, d.retry_step, o.retryScheduleMs, random());
     const status = result.outcome.kind === 'response' ? result.outcome.status : null;
@@ -292,11 +316,7 @@ export function createDeliverer(o: DelivererOptions) {
     try {
       await attempt(d);
     } finally {
-      byEndpoint.dec(d.endpoint);
-      byTenant.dec(d.tenant_id);
-      // A capped endpoint or tenant with a backlog has room again: claim its next rows
-      // now, not after the idle sleep (at half the cap, so refills come in batches).
-      if (byEndpoint.get(d.endpoint) === perEndpoint >> 1 || byTenant.get(d.tenant_id) === perTenant >> 1) loop.wake();
+      releaseSlots(d);
     }
   }
 

@@ -1,6 +1,12 @@
 // The claim-and-work loop shared by the poller and the deliverer: claim up to the
 // free capacity, work each item concurrently, sleep when idle (or until woken),
 // back off when the database is unreachable, and drain within a deadline on stop.
+//
+// Pacing (measured in bench/, see its README): a claim that comes back partly full
+// means the queue is drained to "now", so the loop pauses `paceMs` to let a batch
+// gather rather than claiming rows one at a time; an empty claim sleeps until the next
+// row falls due (`nextDueMs`), at most `idleMs`; and a full loop refills only once
+// a share of its slots is free, so claims stay batches under saturation too.
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface LoopOptions<T> {
@@ -9,9 +15,13 @@ export interface LoopOptions<T> {
   work(item: T): Promise<void>;
   /** Hand back the leases of work still running when the stop deadline passes. */
   release?(items: T[]): Promise<void>;
+  /** ms until the next row falls due (≤ 0: due now; null: nothing scheduled) */
+  nextDueMs?(): Promise<number | null>;
   maxInFlight: number;
   batchSize: number;
   idleMs: number;
+  /** the pause after a partly full claim (default 15 ms) */
+  paceMs?: number;
   log: { warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
 }
 
@@ -56,15 +66,19 @@ export class ClaimLoop<T> {
 
   private async run(): Promise<void> {
     let failures = 0;
+    const paceMs = this.o.paceMs ?? 15;
+    // Refill at a quarter of a batch free: under saturation, claims of ~25 rows, not of 1.
+    const refillAt = Math.max(1, Math.floor(Math.min(this.o.batchSize, this.o.maxInFlight) / 4));
     while (this.running) {
       const free = this.o.maxInFlight - this.inFlight.size;
-      if (free <= 0) {
+      if (free < refillAt) {
         await Promise.race(this.inFlight.keys());
         continue;
       }
+      const asked = Math.min(free, this.o.batchSize);
       let items: T[];
       try {
-        items = await this.o.claim(Math.min(free, this.o.batchSize));
+        items = await this.o.claim(asked);
         failures = 0;
         this.healthy = true;
       } catch (err) {
@@ -81,7 +95,20 @@ export class ClaimLoop<T> {
           .finally(() => this.inFlight.delete(p));
         this.inFlight.set(p, item);
       }
-      if (items.length < Math.min(free, this.o.batchSize)) await this.idle(this.o.idleMs);
+      if (items.length === asked) continue;
+      if (items.length > 0) await this.idle(paceMs);
+      else await this.idle(await this.untilNextDue(paceMs));
+    }
+  }
+
+  /** How long an idle loop sleeps: until the next row is due, between paceMs and idleMs. */
+  private async untilNextDue(paceMs: number): Promise<number> {
+    if (!this.o.nextDueMs) return this.o.idleMs;
+    try {
+      const ms = await this.o.nextDueMs();
+      return ms === null ? this.o.idleMs : Math.min(this.o.idleMs, Math.max(paceMs, ms));
+    } catch {
+      return this.o.idleMs; // the next claim will notice and report the outage
     }
   }
 

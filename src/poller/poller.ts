@@ -158,35 +158,52 @@ export function createPoller(o: PollerOptions) {
     });
   }
 
+  interface Finish {
+    id: number;
+    token: string;
+    type: EventType;
+    head: string;
+    data: string;
+    status: string | null;
+    raw: string | null;
+  }
+
   /**
-   * Ends the task: removes it from the schedule (only if we still hold the lease),
-   * stores the final snapshot and enqueues one event per active watch, atomically.
+   * Ends tasks, many per statement (one round trip and one commit for a whole batch of
+   * terminal polls): removes each from the schedule if we still hold its lease, stores
+   * the final snapshot, locks the task's active watches, writes one outbox row per
+   * subscribed watch and moves every watch on — atomically. The body is assembled as
+   * webhookBody() does it, upstream's data spliced in verbatim.
+   * (`id = any(ids) and lease_token = any(tokens)` equals matching pairs, since every
+   * claim mints its own token, and keeps the delete an index scan at a million rows.)
    */
-  async function finish(task: ClaimedTask, type: EventType, dataJson: string, snapshot?: { status: string; raw: string }) {
-    const at = new Date(now());
-    // One statement (so one round trip and an implicit transaction): remove the task from
-    // the schedule if we still hold the lease, store the final snapshot, lock the active
-    // watches, write one outbox row per subscribed watch and move every watch on.
-    // The body is assembled here exactly as webhookBody() does it, data spliced in verbatim.
-    const [row] = await sql<{ gone: number; enqueued: number }[]>`
-      with gone as (
-        delete from upstream_tasks where id = ${task.id} and lease_token = ${task.lease_token}
-        returning tenant_id, task_id, polls
+  const finisher = new BatchWriter<Finish, void>(async (rows) => {
+    const col = <K extends keyof Finish>(k: K) => rows.map((r) => r[k]);
+    const [row] = await sql<{ enqueued: number }[]>`
+      with r as (
+        select * from unnest(
+          ${col('id')}::bigint[], ${col('token')}::uuid[], ${col('type')}::text[], ${col('head')}::text[],
+          ${col('data')}::text[], ${col('status')}::text[], ${col('raw')}::text[]
+        ) as r(id, token, type, head, data, status, raw)
+      ), gone as (
+        delete from upstream_tasks
+         where id = any(${col('id')}::bigint[]) and lease_token = any(${col('token')}::uuid[])
+        returning id, tenant_id, task_id, polls
       ), snap as (
         insert into task_snapshots (tenant_id, task_id, status, snapshot, polls)
-        select tenant_id, task_id, ${snapshot?.status ?? ''}, ${snapshot?.raw ?? ''}, polls from gone where ${snapshot !== undefined}
+        select g.tenant_id, g.task_id, r.status, r.raw, g.polls from gone g join r on r.id = g.id where r.raw is not null
         on conflict (tenant_id, task_id) do update
           set status = excluded.status, snapshot = excluded.snapshot, polls = excluded.polls, updated_at = now()
       ), ws as (
-        select w.id, w.tenant_id, w.callback_url, w.metadata, ${type} = any(w.events) as subscribed
-          from watches w join gone g on w.tenant_id = g.tenant_id and w.task_id = g.task_id
+        select w.id, w.tenant_id, w.callback_url, w.metadata, r.type, r.head, r.data, r.type = any(w.events) as subscribed
+          from watches w join gone g on w.tenant_id = g.tenant_id and w.task_id = g.task_id join r on r.id = g.id
          where w.status = 'watching'
          for update of w
       ), ins as (
         insert into deliveries (id, tenant_id, watch_id, event_type, terminal, callback_url, endpoint, payload)
-        select ${outboxIdPrefix(at)} || substr(md5(gen_random_uuid()::text), 1, 16), tenant_id, id, ${type}, true, callback_url,
+        select ${outboxIdPrefix(new Date(now()))} || substr(md5(gen_random_uuid()::text), 1, 16), tenant_id, id, type, true, callback_url,
                substring(callback_url from '^[a-z][a-z0-9+.-]*://[^/?#]+'),
-               ${webhookHead(type, at)} || id || '","metadata":' || metadata::text || ',"data":' || ${dataJson} || '}'
+               head || id || '","metadata":' || metadata::text || ',"data":' || data || '}'
           from ws where subscribed
         returning 1
       ), moved as (
@@ -194,8 +211,21 @@ export function createPoller(o: PollerOptions) {
         update watches w set status = case when ws.subscribed then 'delivering' else 'delivered' end, updated_at = now()
           from ws where w.id = ws.id
       )
-      select (select count(*)::int from gone) as gone, (select count(*)::int from ins) as enqueued`;
+      select (select count(*)::int from ins) as enqueued`;
     if ((row?.enqueued ?? 0) > 0) o.onEnqueued?.();
+    return rows.map(() => undefined);
+  }, 500, 5);
+
+  function finish(task: ClaimedTask, type: EventType, dataJson: string, snapshot?: { status: string; raw: string }) {
+    return finisher.add({
+      id: task.id,
+      token: task.lease_token,
+      type,
+      head: webhookHead(type, new Date(now())),
+      data: dataJson,
+      status: snapshot?.status ?? null,
+      raw: snapshot?.raw ?? null,
+    });
   }
 
   async function giveUp(task: ClaimedTask, code: GiveUpCode) {
@@ -299,12 +329,19 @@ export function createPoller(o: PollerOptions) {
     }
   }
 
+  const nextDueMs = async () => {
+    const [row] = await sql<{ ms: number | null }[]>`
+      select (extract(epoch from min(next_poll_at) - now()) * 1000)::float8 as ms from upstream_tasks`;
+    return row?.ms ?? null;
+  };
+
   return new ClaimLoop<ClaimedTask>({
     name: 'poller',
     claim,
     work,
     release,
-    maxInFlight: o.maxInFlight ?? 256,
+    nextDueMs,
+    maxInFlight: o.maxInFlight ?? 512,
     batchSize: o.batchSize ?? 100,
     idleMs: o.idleMs ?? 250,
     log,
