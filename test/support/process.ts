@@ -16,10 +16,11 @@ export interface GatewayProcess {
 export { freePort } from '../../src/net/free-port.js';
 import { freePort } from '../../src/net/free-port.js';
 
-export async function spawnGateway(env: Record<string, string>, timeoutMs = 30_000): Promise<GatewayProcess> {
+/** `root`: the source tree to run (another release's, for the rolling-upgrade test); default this one. */
+export async function spawnGateway(env: Record<string, string>, timeoutMs = 30_000, root = ROOT): Promise<GatewayProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/taskhook.js'), 'serve'], {
-    cwd: ROOT,
+  const child = spawn(process.execPath, [path.join(root, 'bin/taskhook.js'), 'serve'], {
+    cwd: root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
