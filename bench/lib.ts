@@ -1,6 +1,6 @@
 // Small helpers shared by the benchmark processes: percentiles, child processes
 // that announce themselves with a READY line, JSON over loopback HTTP, /proc reads.
-import { spawn, fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -182,11 +182,22 @@ export function startTsChild(script: string, args: string[], env: Record<string,
   return wrap(proc, opts.name ?? script, opts.readyTimeoutMs ?? 30_000, opts.echo ?? false);
 }
 
-/** Runs `node bin/taskhook.js …` (exactly what a deployment runs); ready is up to the caller. */
+/**
+ * Compiles src/ to dist/ (`npm run build`), the JavaScript the Docker image runs, so the
+ * gateways are measured as deployed rather than through tsx's loader.
+ */
+export function buildDist(): void {
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
+}
+
+/** How the gateways run: `node dist/main.js …` (as the image's bin/taskhook.js does), or the sources through tsx with --tsx. */
+export const gatewayEntry = { script: path.join(ROOT, 'dist', 'main.js') };
+
+/** Runs the gateway (exactly what a deployment runs); ready is up to the caller. */
 export function startTaskhook(args: string[], env: Record<string, string>, name: string, echo = false): { proc: ChildProcess; stderrTail: () => string; exited: Promise<number | null> } {
   // e.g. BENCH_GATEWAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the gateways
   const nodeArgs = (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const proc = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin', 'taskhook.js'), ...args], {
+  const proc = spawn(process.execPath, [...nodeArgs, gatewayEntry.script, ...args], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',

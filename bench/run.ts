@@ -3,7 +3,7 @@
 // upstream (bench/upstream.ts = src/sim's server + a stats port) and a verifying
 // receiver (bench/receiver.ts) as separate processes, then measures, one contender at
 // a time: raw GET capacity (bench/raw.ts), a naive in-memory poller (bench/naive.ts),
-// pg-boss 10 (bench/pgboss.ts), and taskhook (`node bin/taskhook.js serve`, 1..N
+// pg-boss 10 (bench/pgboss.ts), and taskhook (`node dist/main.js serve`, compiled as the image is, 1..N
 // processes). Prints a table and writes everything to bench/results/<stamp>.json.
 // What each figure means: bench/README.md.
 import { randomBytes } from 'node:crypto';
@@ -35,6 +35,8 @@ import {
   cpuJiffies,
   procStatusMiB,
   startTaskhook,
+  buildDist,
+  gatewayEntry,
   startTsChild,
   type Child,
   type Dist,
@@ -45,6 +47,7 @@ import {
 const { values: argv } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    tsx: { type: 'boolean', default: false },
     n: { type: 'string' },
     sizes: { type: 'string' },
     burst: { type: 'string' },
@@ -76,9 +79,10 @@ const { values: argv } = parseArgs({
 if (argv.help) {
   process.stdout.write(`usage: npm run bench -- [--quick] [options]
   --quick                 small sizes, short windows, < 1 minute
-  --n N                   active tasks per contender in the side-by-side (full 20000, quick 2000)
-  --sizes a,b,c           taskhook sweep sizes (full 1000,10000,50000,100000; quick 1000,2000; N is added)
-  --burst B               completed tasks registered at once for the drain (full 20000, quick 1000)
+  --tsx                   run the gateways from src/ through tsx (bin/taskhook.js in a checkout) instead of the compiled dist/
+  --n N                   active tasks per contender in the side-by-side (full 20000, quick 5000)
+  --sizes a,b,c           taskhook sweep sizes (full 1000,10000,50000,100000; quick 1000; N is added)
+  --burst B               completed tasks registered at once for the drain (full 20000, quick 2000)
   --trickle M             tasks finishing one by one for terminal-poll → 2xx (full 500, quick 200)
   --window S              measurement window in seconds (full 20, quick 2.5)
   --scale X               poll cadence factor for every contender: 3–6 s × X (full 0.1, quick 0.05)
@@ -107,9 +111,9 @@ const quick = argv.quick!;
 const num = (v: string | undefined, full: number, q: number) => (v === undefined ? (quick ? q : full) : Number(v));
 const cfg = {
   quick,
-  n: num(argv.n, 20_000, 2_000),
-  sizes: (argv.sizes ?? (quick ? '1000,2000' : '1000,10000,50000,100000')).split(',').map(Number),
-  burst: num(argv.burst, 20_000, 1_000),
+  n: num(argv.n, 20_000, 5_000),
+  sizes: (argv.sizes ?? (quick ? '1000' : '1000,10000,50000,100000')).split(',').map(Number),
+  burst: num(argv.burst, 20_000, 2_000),
   trickle: num(argv.trickle, 500, 200),
   trickleStartMs: quick ? 300 : 1_000,
   trickleSpreadMs: quick ? 1_000 : 5_000,
@@ -769,7 +773,7 @@ async function runTaskhook(env: Env) {
       await createTasks(env, prefix, cfg.burst, { durationMs: 0, processingAfterMs: 0 });
       // untimed warm-up on other tasks (connections to Postgres, JIT), then removed again
       const wp = `${p}w-`;
-      const warm = Math.min(200, Math.ceil(cfg.burst / 5));
+      const warm = Math.min(2_000, cfg.burst);
       await createTasks(env, wp, warm, { durationMs: 0, processingAfterMs: 0 });
       await register(env, api, ids(wp, warm), env.callbacks, cfg.concurrency);
       await sql`delete from upstream_tasks where task_id like ${`${wp}%`}`;
@@ -878,7 +882,7 @@ function report(results: any, facts: ReturnType<typeof machineFacts>, pg: Record
   L.push(`         before the start the machine was ${busy === undefined ? '?' : `${Math.round(busy * 100)} %`} busy (0.5 s sample)${busy !== undefined && busy > 0.1 ? '  ← other work was running: every figure is depressed' : ''}`);
   L.push(`postgres: ${pg.where}; shared_buffers ${pg.shared_buffers}, synchronous_commit ${pg.synchronous_commit}, fsync ${pg.fsync}`);
   L.push(`cadence: first poll 2 s, then 3–6 s, all × scale ${cfg.scale} (= ${(3 * cfg.scale).toFixed(2)}–${(6 * cfg.scale).toFixed(2)} s) for every contender; lateness phase × ${cfg.latenessScale}`);
-  L.push(`taskhook: ${cfg.processes} × \`node bin/taskhook.js serve\`; receiver: ${cfg.receiverPorts} origin(s), every webhook verified (standardwebhooks)`);
+  L.push(`taskhook: ${cfg.processes} × \`node ${path.relative(ROOT, gatewayEntry.script)} serve\`; receiver: ${cfg.receiverPorts} origin(s), every webhook verified (standardwebhooks)`);
   L.push('');
   for (const [key, when] of [['raw', 'start'], ['rawEnd', 'end']] as const) {
     const r = results[key];
@@ -989,6 +993,11 @@ async function main() {
   const facts = machineFacts();
   facts.busyBeforeStart = await busyShare(500);
   log(`bench ${cfg.quick ? '--quick' : '(full)'} in ${tmp}; ${facts.nproc} cores, Node ${facts.node}`);
+  if (argv.tsx) gatewayEntry.script = path.join(ROOT, 'bin', 'taskhook.js');
+  else {
+    log('compiling src/ → dist/ (npm run build), what the Docker image runs');
+    buildDist();
+  }
   // Postgres, the upstream, the receiver (and the idle naive process) start side by side.
   const database = (async () => {
     let baseUrl: string;

@@ -4,10 +4,16 @@
 import type { Sql } from '../db/client.js';
 import { newId } from '../tenancy/keys.js';
 import { FIRST_POLL_DELAY_MS } from '../upstream/schedule.js';
+import { BatchWriter } from '../engine/batch.js';
 
 export const EVENT_TYPES = ['task.completed', 'task.failed', 'task.cancelled', 'task.processing', 'watch.failed'] as const;
 export const DEFAULT_EVENTS = ['task.completed', 'task.failed', 'task.cancelled', 'watch.failed'];
 export const WATCH_STATUSES = ['watching', 'delivering', 'delivered', 'undeliverable', 'cancelled'] as const;
+
+interface Registration extends NewWatch {
+  id: string;
+  tenantId: string;
+}
 
 export interface NewWatch {
   task_id: string;
@@ -118,32 +124,54 @@ export class WatchStore {
 
   /** → created: false when (tenant, task_id, callback_url) was already registered. */
   async register(tenantId: string, w: NewWatch): Promise<{ created: boolean; watch: WatchView }> {
-    const id = newId('wat');
-    const firstPollMs = Math.round(FIRST_POLL_DELAY_MS * this.pollScale);
-    // One statement, one round trip: the watch, the task's schedule row and the view.
-    // The schedule upsert is DO UPDATE (not DO NOTHING) so it holds the row lock until
-    // commit: a poller finishing this task right now either sees our watch or waits
-    // and leaves the row to us.
-    const [row] = await this.sql<WatchRow[]>`
-      with w as (
-        insert into watches (id, tenant_id, task_id, callback_url, metadata, events)
-        values (${id}, ${tenantId}, ${w.task_id}, ${w.callback_url}, ${JSON.stringify(w.metadata)}::text::jsonb, ${w.events})
-        on conflict (tenant_id, task_id, callback_url) do nothing
-        returning id, task_id, callback_url, metadata, events, status, created_at, updated_at),
-      u as (
-        insert into upstream_tasks (tenant_id, task_id, next_poll_at)
-        select ${tenantId}, task_id, now() + ${firstPollMs} * interval '1 millisecond' from w
-        on conflict (tenant_id, task_id) do update set task_id = excluded.task_id
-        returning polls, next_poll_at)
-      select w.*, s.snapshot, coalesce(u.polls, s.polls) as polls, u.next_poll_at,
-             null as d_id, null as d_status, null as d_attempts, null as d_next_attempt_at, null as d_last_response_status
-        from w left join u on true
-        left join task_snapshots s on s.tenant_id = ${tenantId} and s.task_id = w.task_id`;
+    const row = await this.registrations.add({ id: newId('wat'), tenantId, ...w });
     if (row) return { created: true, watch: view(row) };
     const [existing] = await this.select(
       this.sql`w.tenant_id = ${tenantId} and w.task_id = ${w.task_id} and w.callback_url = ${w.callback_url}`,
     );
     return { created: false, watch: view(existing!) };
+  }
+
+  /**
+   * Registrations that arrive together (the same turn of the event loop) are written by
+   * one statement: one round trip and one commit for the lot, which is what lets one
+   * process take thousands a second. A failed batch is retried row by row (BatchWriter),
+   * so one bad row fails only its own request. → per row: the new watch, or null if it existed.
+   */
+  private readonly registrations = new BatchWriter<Registration, WatchRow | null>((rows) => this.insertWatches(rows), 256, 0);
+
+  private async insertWatches(rows: Registration[]): Promise<Array<WatchRow | null>> {
+    const firstPollMs = Math.round(FIRST_POLL_DELAY_MS * this.pollScale);
+    const col = <K extends keyof Registration>(k: K) => rows.map((r) => r[k]);
+    // The watch, the task's schedule row and the view, for every row at once. The schedule
+    // upsert is DO UPDATE (not DO NOTHING) so it holds the row lock until commit: a poller
+    // finishing this task right now either sees our watch or waits and leaves the row to us.
+    // (DISTINCT ON: two new watches of one task in a batch upsert its schedule row once.)
+    const created = await this.sql<(WatchRow & { tenant_id: string })[]>`
+      with r as (
+        select * from unnest(
+          ${col('id')}::text[], ${col('tenantId')}::text[], ${col('task_id')}::text[], ${col('callback_url')}::text[],
+          ${rows.map((r) => JSON.stringify(r.metadata))}::text[], ${rows.map((r) => r.events.join(','))}::text[]
+        ) with ordinality as r(id, tenant_id, task_id, callback_url, metadata, events, ord)
+      ), w as (
+        insert into watches (id, tenant_id, task_id, callback_url, metadata, events)
+        select id, tenant_id, task_id, callback_url, metadata::jsonb, string_to_array(events, ',') from r order by ord
+        on conflict (tenant_id, task_id, callback_url) do nothing
+        returning id, tenant_id, task_id, callback_url, metadata, events, status, created_at, updated_at
+      ), u as (
+        insert into upstream_tasks (tenant_id, task_id, next_poll_at)
+        select distinct on (tenant_id, task_id) tenant_id, task_id, now() + ${firstPollMs} * interval '1 millisecond' from w
+         order by tenant_id, task_id -- one lock order for every batch
+        on conflict (tenant_id, task_id) do update set task_id = excluded.task_id
+        returning tenant_id, task_id, polls, next_poll_at
+      )
+      select w.*, s.snapshot, coalesce(u.polls, s.polls) as polls, u.next_poll_at,
+             null as d_id, null as d_status, null as d_attempts, null as d_next_attempt_at, null as d_last_response_status
+        from w
+        left join u on u.tenant_id = w.tenant_id and u.task_id = w.task_id
+        left join task_snapshots s on s.tenant_id = w.tenant_id and s.task_id = w.task_id`;
+    const byId = new Map(created.map((c) => [c.id, c]));
+    return rows.map((r) => byId.get(r.id) ?? null);
   }
 
   async list(
