@@ -4,6 +4,7 @@
 // `upstream_tasks` altogether, so the claim stays O(batch) however much history piles up.
 import { sql } from 'drizzle-orm';
 import {
+  bigint,
   bigserial,
   boolean,
   index,
@@ -64,6 +65,13 @@ export const upstreamTasks = pgTable(
     errorStreak: smallint('error_streak').notNull().default(0),
     processingSeen: boolean('processing_seen').notNull().default(false),
     createdAt: ts('created_at').notNull().defaultNow(),
+    /**
+     * A 53-bit hash of the snapshot last stored in task_snapshots: a poll whose answer
+     * hashes the same doesn't send the snapshot back to the database at all (most polls
+     * of a running task; at thousands of polls a second that was most of the bytes
+     * written to Postgres). Null: not known, store whatever comes.
+     */
+    snapshotHash: bigint('snapshot_hash', { mode: 'number' }),
   },
   (t) => [
     uniqueIndex('upstream_tasks_tenant_task_uq').on(t.tenantId, t.taskId),

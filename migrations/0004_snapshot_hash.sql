@@ -1,0 +1,1 @@
+ALTER TABLE "upstream_tasks" ADD COLUMN "snapshot_hash" bigint;
