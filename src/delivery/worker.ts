@@ -2,8 +2,10 @@
 // attempt and decides the next step, with every write guarded by the lease token so
 // a worker that lost its lease can't overwrite the newer owner's result.
 //
-// Fairness: at most `perEndpoint` attempts in flight per callback origin and
-// `perTenant` per tenant (saturated ones are skipped by the claim), and a circuit
+// Fairness: at most `perEndpoint` attempts in flight per callback origin (a semaphore;
+// the claim takes up to twice that per origin, so the next requests are already leased
+// and waiting when a slot frees, rather than a claim round trip later) and `perTenant`
+// claimed per tenant (saturated ones are skipped by the claim), and a circuit
 // breaker that defers an endpoint's queue when it keeps failing: one slow or dead
 // receiver, or one tenant's backlog, can't hold up everyone else's webhooks.
 import type { Sql } from '../db/client.js';
@@ -15,6 +17,7 @@ import type { Logger } from '../log.js';
 import type { Sender, SendResult } from './send.js';
 import { decideAfterAttempt } from './retry.js';
 import { BatchWriter } from '../engine/batch.js';
+import { KeyedSemaphore } from '../engine/keyed-semaphore.js';
 
 export interface ClaimedDelivery {
   id: string;
@@ -94,6 +97,9 @@ export function createDeliverer(o: DelivererOptions) {
   const maxInFlight = o.maxInFlight ?? 256;
   const perEndpoint = o.perEndpoint ?? 32;
   const perTenant = o.perTenant ?? Math.max(1, Math.floor(maxInFlight / 2));
+  /** claimed (sending or waiting for a send slot) per endpoint */
+  const claimAhead = perEndpoint * 2;
+  const sendSlots = new KeyedSemaphore(perEndpoint);
   const breaker = o.breaker ?? new Breaker({ threshold: 5, baseOpenMs: 30_000, maxOpenMs: 600_000 });
   const byEndpoint = new Counter();
   const byTenant = new Counter();
@@ -125,7 +131,7 @@ export function createDeliverer(o: DelivererOptions) {
       with c as (
         select id, endpoint, tenant_id, next_attempt_at from deliveries
          where status = 'pending' and next_attempt_at <= now()
-           and endpoint <> all(${byEndpoint.atLeast(perEndpoint)}::text[])
+           and endpoint <> all(${byEndpoint.atLeast(claimAhead)}::text[])
            and tenant_id <> all(${byTenant.atLeast(perTenant)}::text[])
          order by next_attempt_at
          limit ${limit}
@@ -134,7 +140,7 @@ export function createDeliverer(o: DelivererOptions) {
         select c.id,
                row_number() over (partition by c.endpoint order by c.next_attempt_at, c.id) as in_endpoint,
                row_number() over (partition by c.tenant_id order by c.next_attempt_at, c.id) as in_tenant,
-               ${perEndpoint} - coalesce(e.n, 0) as endpoint_room,
+               ${claimAhead} - coalesce(e.n, 0) as endpoint_room,
                ${perTenant} - coalesce(t.n, 0) as tenant_room
           from c
           left join unnest(${endpoints.map(([k]) => k)}::text[], ${endpoints.map(([, n]) => n)}::int[]) as e(k, n) on e.k = c.endpoint
@@ -257,15 +263,35 @@ export function createDeliverer(o: DelivererOptions) {
     byEndpoint.dec(d.endpoint);
     byTenant.dec(d.tenant_id);
     // A capped endpoint or tenant with a backlog has room again: claim its next rows
-    // now, not after the idle sleep (at half the cap, so refills come in batches).
-    if (byEndpoint.get(d.endpoint) === perEndpoint >> 1 || byTenant.get(d.tenant_id) === perTenant >> 1) loop.wake();
+    // now, not after the idle sleep (at half the cap, so refills come in batches while
+    // the other half is still being sent).
+    if (byEndpoint.get(d.endpoint) === claimAhead >> 1 || byTenant.get(d.tenant_id) === perTenant >> 1) loop.wake();
   }
 
   async function attempt(d: ClaimedDelivery): Promise<void> {
     fault('delivery.before-send');
-    // Paused (SIGSTOP, a long GC) until the lease could run out mid-attempt? Leave it to the next owner.
+    await sendSlots.acquire(d.endpoint);
+    let holding = true;
+    const freeSlot = () => {
+      if (holding) sendSlots.release(d.endpoint);
+      holding = false;
+      releaseSlots(d);
+    };
+    try {
+      await attemptWithSlot(d, freeSlot);
+    } finally {
+      freeSlot();
+    }
+  }
+
+  async function attemptWithSlot(d: ClaimedDelivery, freeSlot: () => void): Promise<void> {
+    // Paused (SIGSTOP, a long GC) or queued behind a slow endpoint until the lease could run
+    // out mid-attempt? Don't send; hand the row back if it is still ours (else it is the
+    // next owner's already).
     if (now() - d.claimed_at > leaseMs - o.deliveryTimeoutMs) {
       log.warn({ delivery: d.id }, 'lease ran out before sending; not sending');
+      await sql`update deliveries set lease_token = null, attempts = greatest(attempts - 1, 0), next_attempt_at = now()
+                where id = ${d.id} and lease_token = ${d.lease_token}`;
       return;
     }
     const paused = breaker.openFor(d.endpoint, now());
@@ -280,7 +306,7 @@ export function createDeliverer(o: DelivererOptions) {
     const result: SendResult = tenant
       ? await o.sender.send({ url: d.callback_url, msgId: d.id, body: d.payload, secrets: tenant.signingSecrets })
       : { outcome: { kind: 'error' as const, message: 'tenant is disabled' }, durationMs: 0, excerpt: undefined };
-    releaseSlots(d);
+    freeSlot();
     fault('delivery.after-send');
     const next = decideAfterAttempt(result.outcome, d.retry_step, o.retryScheduleMs, random());
     const status = result.outcome.kind === 'response' ? result.outcome.status : null;
