@@ -687,6 +687,27 @@ interface SweepRow {
   demand: number;
   lateness?: Lateness;
   backlog: { due: number; oldestMs: number };
+  pg?: PgWrites;
+}
+
+/** What Postgres wrote during a window: WAL (whole server), commits and row writes (taskhook's database). */
+interface PgWrites {
+  walMBps: number;
+  commitsPerS: number;
+  rowWritesPerS: number;
+}
+
+async function pgCounters(sql: postgres.Sql) {
+  const [r] = await sql<{ wal: string; commits: string; rows: string }[]>`
+    select pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::text as wal, xact_commit::text as commits,
+           (tup_inserted + tup_updated + tup_deleted)::text as rows
+      from pg_stat_database where datname = current_database()`;
+  return { at: Date.now(), wal: Number(r!.wal), commits: Number(r!.commits), rows: Number(r!.rows) };
+}
+
+function pgWritesBetween(a: Awaited<ReturnType<typeof pgCounters>>, b: Awaited<ReturnType<typeof pgCounters>>): PgWrites {
+  const s = (b.at - a.at) / 1000;
+  return { walMBps: (b.wal - a.wal) / 1e6 / s, commitsPerS: (b.commits - a.commits) / s, rowWritesPerS: (b.rows - a.rows) / s };
 }
 
 async function runTaskhook(env: Env) {
@@ -723,9 +744,13 @@ async function runTaskhook(env: Env) {
       await sql`analyze upstream_tasks`;
       await sleep(warmupMs(cfg.scale));
       const from = Date.now();
+      const pg0 = await pgCounters(sql);
       const window = await measureWindow(env, cfg.window, gw.pids);
+      // (pg_stat_database is flushed by backends about once a second: wait for it)
+      await sleep(1_100);
+      const pg = pgWritesBetween(pg0, await pgCounters(sql));
       const to = Date.now();
-      const row: SweepRow = { n, via, registration, firstPollsMs, window, demand: demand(n, cfg.scale), backlog: await backlog(sql) };
+      const row: SweepRow = { n, via, registration, firstPollsMs, window, demand: demand(n, cfg.scale), backlog: await backlog(sql), pg };
       if (cfg.latenessTrigger) row.lateness = await latenessSince(sql, from, to);
       out.sweep.push(row);
       log(`  every watch polled once ${fmt.ms(firstPollsMs)} after registration; ${fmt.int(window.pollsPerS)} polls/s (asked for ${fmt.int(row.demand)}), lateness p99 ${fmt.ms(row.lateness?.p99)}, backlog ${row.backlog.due}, RSS ${window.rssMiB.map((r) => fmt.int(r)).join('/')} MiB`);
@@ -918,6 +943,12 @@ function report(results: any, facts: ReturnType<typeof machineFacts>, pg: Record
       L.push(
         `  ${lpad(fmt.int(r.n), 9)}  ${r.via} ${lpad(fmt.int(r.window.pollsPerS), 9)}${lpad(fmt.int(r.demand), 9)}${lpad(fmt.ms(r.lateness?.p50), 11)}${lpad(fmt.ms(r.lateness?.p99), 11)}${lpad(fmt.int(r.backlog.due), 9)}${lpad(r.window.rssMiB.map((x) => fmt.int(x)).join('/'), 10)}   ${fmt.int(r.window.cpu.contender)} / ${fmt.int(r.window.cpu.postgres)} / ${fmt.int(r.window.cpu.upstream)} / ${fmt.int(r.window.cpu.other)}`,
       );
+    }
+    L.push(`  Postgres writes in those windows (WAL of the whole server; commits and inserted+updated+deleted rows of taskhook's database):`);
+    for (const r of th.sweep as SweepRow[]) {
+      if (!r.pg) continue;
+      const perPoll = (x: number) => (r.window.pollsPerS > 0 ? x / r.window.pollsPerS : NaN);
+      L.push(`  ${lpad(fmt.int(r.n), 9)}  WAL ${r.pg.walMBps.toFixed(1)} MB/s (${fmt.int(perPoll(r.pg.walMBps * 1e6))} B/poll), ${fmt.int(r.pg.commitsPerS)} commits/s, ${fmt.int(r.pg.rowWritesPerS)} row writes/s (${perPoll(r.pg.rowWritesPerS).toFixed(2)}/poll)`);
     }
     if (th.lateness) {
       const l = th.lateness;
