@@ -15,7 +15,6 @@ import { TEST_API_KEY, TEST_SIGNING_SECRET, testEnv } from './support/env.js';
 import { tally, waitAllDelivered } from './support/fleet.js';
 import {
   appliedMigrations,
-  createEmptyTestDb,
   extractPreviousRelease,
   schemaOf,
   whyNoPreviousRelease,
@@ -212,7 +211,7 @@ describe('rolling upgrade: the previous release beside this one on one database'
   it('a new process migrates on start while an old one polls and delivers; the old one keeps working on the migrated schema', async (ctx) => {
     if (noGit) ctx.skip(noGit);
     const started = Date.now();
-    const r = (rig = await startRig(await createEmptyTestDb()));
+    const r = (rig = await startRig(await createTestDb({ empty: true })));
 
     // The old release alone: it migrates an empty database to its own schema.
     const o = await r.start('old');

@@ -1,6 +1,6 @@
-// Writing events into the outbox. Called inside the transaction that decided the
-// event (a terminal poll, a give-up), so an event exists iff its cause committed.
-import type { TransactionSql } from 'postgres';
+// The outbox's pieces: event types, give-up payloads, webhook body heads and ids. Rows
+// are written by the statement that decided the event (a terminal poll, a give-up, a
+// first `processing`), so an event exists iff its cause committed.
 import { newId } from '../tenancy/keys.js';
 
 export type EventType = 'task.completed' | 'task.failed' | 'task.cancelled' | 'task.processing' | 'watch.failed';
@@ -18,14 +18,12 @@ export function giveUpData(taskId: string, code: GiveUpCode): string {
 }
 
 /**
- * The webhook body. `dataJson` is spliced in as text so upstream's object reaches
- * the receiver byte for byte (no re-serialisation), unknown fields and all.
+ * The webhook body is assembled in SQL, in the statement that decides the event (see
+ * src/poller/poller.ts): webhookHead() + watch id + `","metadata":` + the watch's
+ * metadata + `,"data":` + upstream's object spliced in as text, so it reaches the
+ * receiver byte for byte (no re-serialisation), unknown fields and all. This is the
+ * body up to the watch id's opening quote.
  */
-export function webhookBody(type: EventType, timestamp: Date, watchId: string, metadata: unknown, dataJson: string): string {
-  return `${webhookHead(type, timestamp)}${watchId}","metadata":${JSON.stringify(metadata ?? {})},"data":${dataJson}}`;
-}
-
-/** The body up to the watch id's opening quote; SQL that builds bodies in bulk continues from here. */
 export function webhookHead(type: EventType, timestamp: Date): string {
   return `{"type":${JSON.stringify(type)},"timestamp":${JSON.stringify(timestamp.toISOString())},"watch_id":"`;
 }
@@ -33,34 +31,4 @@ export function webhookHead(type: EventType, timestamp: Date): string {
 /** "msg_" + the time part of a sortable id; SQL appends 16 random hex characters (a subset of the id alphabet). */
 export function outboxIdPrefix(at: Date): string {
   return newId('msg', at.getTime()).slice(0, 4 + 10);
-}
-
-export interface WatchTarget {
-  id: string;
-  tenant_id: string;
-  callback_url: string;
-  metadata: unknown;
-}
-
-/** Inserts one delivery per watch; returns how many. */
-export async function enqueue(
-  tx: TransactionSql,
-  type: EventType,
-  watches: WatchTarget[],
-  dataJson: string,
-  now: Date,
-): Promise<number> {
-  if (watches.length === 0) return 0;
-  const rows = watches.map((w) => ({
-    id: newId('msg', now.getTime()),
-    tenant_id: w.tenant_id,
-    watch_id: w.id,
-    event_type: type,
-    terminal: type !== 'task.processing',
-    callback_url: w.callback_url,
-    endpoint: new URL(w.callback_url).origin,
-    payload: webhookBody(type, now, w.id, w.metadata, dataJson),
-  }));
-  await tx`insert into deliveries ${tx(rows)}`;
-  return rows.length;
 }

@@ -7,7 +7,7 @@ import { ClaimLoop } from '../engine/loop.js';
 import type { TenantDirectory } from '../tenancy/directory.js';
 import { TERMINAL_STATUSES, type PollResult, type UpstreamClient } from '../upstream/client.js';
 import { nextPollDelayMs, type PollSignal } from '../upstream/schedule.js';
-import { enqueue, giveUpData, outboxIdPrefix, webhookHead, type EventType, type GiveUpCode, type WatchTarget } from '../delivery/outbox.js';
+import { giveUpData, outboxIdPrefix, webhookHead, type EventType, type GiveUpCode } from '../delivery/outbox.js';
 import type { Logger } from '../log.js';
 import { Breaker } from '../engine/breaker.js';
 import { TokenBuckets } from '../engine/token-bucket.js';
@@ -185,7 +185,7 @@ export function createPoller(o: PollerOptions) {
    * terminal polls): removes each from the schedule if we still hold its lease, stores
    * the final snapshot, locks the task's active watches, writes one outbox row per
    * subscribed watch and moves every watch on — atomically. The body is assembled as
-   * webhookBody() does it, upstream's data spliced in verbatim.
+   * outbox.ts describes it, upstream's data spliced in verbatim.
    * (`id = any(ids) and lease_token = any(tokens)` equals matching pairs, since every
    * claim mints its own token, and keeps the delete an index scan at a million rows.)
    */
@@ -246,28 +246,72 @@ export function createPoller(o: PollerOptions) {
   }
 
   /** First `processing` answer: record it and send task.processing to the watches that asked. */
-  async function processingStarted(task: ClaimedTask, snapshot: { status: string; raw: string }) {
-    const delayMs = nextPollDelayMs({ kind: 'ok' }, { ageMs: task.age_ms, random: random(), scale: o.pollScale });
-    const enqueued = await sql.begin(async (tx) => {
-      const kept = await tx`
-        update upstream_tasks set lease_token = null, next_poll_at = now() + ${delayMs} * interval '1 millisecond',
-               unauthorized_streak = 0, error_streak = 0, processing_seen = true, snapshot_hash = ${snapshotHash(snapshot.raw)}
-         where id = ${task.id} and lease_token = ${task.lease_token} returning id`;
-      if (kept.length === 0) return 0;
-      await tx`
-        insert into task_snapshots (tenant_id, task_id, status, snapshot)
-        values (${task.tenant_id}, ${task.task_id}, ${snapshot.status}, ${snapshot.raw})
-        on conflict (tenant_id, task_id) do update set status = excluded.status, snapshot = excluded.snapshot, updated_at = now()`;
-      const targets = await tx<WatchTarget[]>`
-        select id, tenant_id, callback_url, metadata from watches
-         where tenant_id = ${task.tenant_id} and task_id = ${task.task_id} and status = 'watching'
-           and not processing_sent and 'task.processing' = any(events)
-         for update`;
-      if (targets.length === 0) return 0;
-      await tx`update watches set processing_sent = true, updated_at = now() where id in ${tx(targets.map((w) => w.id))}`;
-      return enqueue(tx, 'task.processing', targets, snapshot.raw, new Date(now()));
+  interface Started {
+    id: number;
+    token: string;
+    delayMs: number;
+    status: string;
+    raw: string;
+    hash: number;
+    head: string;
+  }
+
+  /**
+   * First `processing` answers, many per statement (every task has one, so at thousands
+   * of registrations a second this is as hot as the rest): reschedule under the lease,
+   * store the snapshot, and send task.processing once to the watches that asked for it.
+   */
+  const starter = new BatchWriter<Started, void>(async (rows) => {
+    const col = <K extends keyof Started>(k: K) => rows.map((r) => r[k]);
+    const [row] = await sql<{ enqueued: number }[]>`
+      with r as (
+        select * from unnest(
+          ${col('id')}::bigint[], ${col('token')}::uuid[], ${col('delayMs')}::float8[], ${col('status')}::text[],
+          ${col('raw')}::text[], ${col('hash')}::float8[], ${col('head')}::text[]
+        ) as r(id, token, delay_ms, status, raw, hash, head)
+      ), kept as (
+        update upstream_tasks u
+           set lease_token = null, next_poll_at = now() + r.delay_ms * interval '1 millisecond',
+               unauthorized_streak = 0, error_streak = 0, processing_seen = true, snapshot_hash = r.hash::bigint
+          from r
+         where u.id = r.id and u.lease_token = r.token
+        returning u.id, u.tenant_id, u.task_id, u.polls
+      ), snap as (
+        insert into task_snapshots (tenant_id, task_id, status, snapshot, polls)
+        select k.tenant_id, k.task_id, r.status, r.raw, k.polls from kept k join r on r.id = k.id
+        on conflict (tenant_id, task_id) do update
+          set status = excluded.status, snapshot = excluded.snapshot, polls = excluded.polls, updated_at = now()
+      ), ws as (
+        select w.id, w.tenant_id, w.callback_url, w.metadata, r.raw, r.head
+          from watches w join kept k on w.tenant_id = k.tenant_id and w.task_id = k.task_id join r on r.id = k.id
+         where w.status = 'watching' and not w.processing_sent and 'task.processing' = any(w.events)
+         for update of w
+      ), flagged as (
+        update watches w set processing_sent = true, updated_at = now() from ws where w.id = ws.id
+      ), ins as (
+        insert into deliveries (id, tenant_id, watch_id, event_type, terminal, callback_url, endpoint, payload)
+        select ${outboxIdPrefix(new Date(now()))} || substr(md5(gen_random_uuid()::text), 1, 16), tenant_id, id, 'task.processing', false, callback_url,
+               substring(callback_url from '^[a-z][a-z0-9+.-]*://[^/?#]+'),
+               head || id || '","metadata":' || metadata::text || ',"data":' || raw || '}'
+          from ws
+        returning 1
+      )
+      select (select count(*)::int from ins) as enqueued`;
+    if ((row?.enqueued ?? 0) > 0) o.onEnqueued?.();
+    return rows.map(() => undefined);
+  }, 500, 10);
+
+  /** First `processing` answer: record it and send task.processing to the watches that asked. */
+  function processingStarted(task: ClaimedTask, snapshot: { status: string; raw: string }) {
+    return starter.add({
+      id: task.id,
+      token: task.lease_token,
+      delayMs: nextPollDelayMs({ kind: 'ok' }, { ageMs: task.age_ms, random: random(), scale: o.pollScale }),
+      status: snapshot.status,
+      raw: snapshot.raw,
+      hash: snapshotHash(snapshot.raw),
+      head: webhookHead('task.processing', new Date(now())),
     });
-    if (enqueued > 0) o.onEnqueued?.();
   }
 
   async function work(task: ClaimedTask): Promise<void> {

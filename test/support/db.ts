@@ -10,13 +10,21 @@ export interface TestDb {
   drop(): Promise<void>;
 }
 
-export async function createTestDb(): Promise<TestDb> {
+/**
+ * `empty`: no migrations at all (the rolling-upgrade test lets an old release migrate it).
+ * Either way it is named so the global teardown drops it.
+ */
+export async function createTestDb(opts: { empty?: boolean } = {}): Promise<TestDb> {
   const adminUrl = inject('adminUrl');
   const template = inject('templateDb');
   const name = `${template.replace('_tpl_', '_t_')}_${randomBytes(4).toString('hex')}`;
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
   // CREATE DATABASE … TEMPLATE fails if another session is connected to the template; retry briefly.
   for (let i = 0; ; i++) {
+    if (opts.empty) {
+      await admin.unsafe(`create database ${name}`);
+      break;
+    }
     try {
       await admin.unsafe(`create database ${name} template ${template}`);
       break;

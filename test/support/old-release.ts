@@ -4,15 +4,11 @@
 // dir and run with this checkout's node_modules (bin/taskhook.js runs the sources
 // through tsx: no build step). Also a few schema helpers the test compares with.
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { inject } from 'vitest';
-import type { TestDb } from './db.js';
-import { withDatabase } from './global-setup.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const JOURNAL = 'migrations/meta/_journal.json';
@@ -89,28 +85,6 @@ export async function extractPreviousRelease(): Promise<OldRelease> {
     await remove();
     throw err;
   }
-}
-
-/**
- * An empty database (no migrations at all), named so the global teardown drops it.
- * The rolling-upgrade test lets the old release migrate it to the old schema.
- */
-export async function createEmptyTestDb(): Promise<TestDb> {
-  const adminUrl = inject('adminUrl');
-  const name = `${inject('templateDb').replace('_tpl_', '_t_')}_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${name}`);
-  const url = withDatabase(adminUrl, name);
-  const sql = postgres(url, { max: 3, onnotice: () => {} });
-  return {
-    url,
-    sql,
-    async drop() {
-      await sql.end({ timeout: 2 });
-      await admin.unsafe(`drop database if exists ${name} with (force)`);
-      await admin.end();
-    },
-  };
 }
 
 /** Applied migrations, oldest first (empty before the first migration). */
