@@ -642,18 +642,21 @@ async function explainClaim(sql: postgres.Sql) {
   const leaseMs = 2 * 10_000 + 5_000; // leaseFor(TASKHOOK_UPSTREAM_TIMEOUT_S = 10 s)
   // Keep in step with claimSql in src/poller/poller.ts (batch 250).
   const statement = `
-    update upstream_tasks t
-       set lease_token = gen_random_uuid(),
-           next_poll_at = now() + ${leaseMs} * interval '1 millisecond',
-           polls = t.polls + 1
-     where t.id = any(array(
-             select id from upstream_tasks
-              where next_poll_at <= now()
-              order by next_poll_at
-              limit 250
-              for update skip locked))
-    returning t.id, t.tenant_id, t.task_id, t.lease_token, t.unauthorized_streak, t.error_streak,
-              t.processing_seen, t.snapshot_hash::float8 as snapshot_hash, (extract(epoch from now() - t.created_at) * 1000)::float8 as age_ms`;
+    with due as (
+      select id, next_poll_at from upstream_tasks
+       where next_poll_at <= now()
+       order by next_poll_at
+       limit 250
+       for update skip locked
+    ), claimed as (
+      update upstream_tasks t
+         set lease_token = gen_random_uuid(),
+             next_poll_at = now() + ${leaseMs} * interval '1 millisecond',
+             polls = t.polls + 1
+       where t.id = any(array(select id from due))
+      returning t.id, t.tenant_id, t.task_id, t.lease_token, t.unauthorized_streak, t.error_streak,
+                t.processing_seen, t.snapshot_hash::float8 as snapshot_hash, (extract(epoch from now() - t.created_at) * 1000)::float8 as age_ms)
+    select c.*, extract(epoch from now() - due.next_poll_at)::float8 as lateness_s from claimed c join due on due.id = c.id`;
   const runs: { executionMs: number; planningMs: number; rows: number; plan: string }[] = [];
   for (let i = 0; i < 3; i++) {
     const c = await sql.reserve();

@@ -75,6 +75,9 @@ const schema = z.object({
   TASKHOOK_ADMIN_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).optional()
     .describe('bearer token for `/v1/admin/*`')
     .meta({ unset: 'unset = admin API off' }),
+  TASKHOOK_METRICS_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).optional()
+    .describe('when set, `GET /metrics` requires `Authorization: Bearer <token>`')
+    .meta({ unset: 'unset = `/metrics` open' }),
   TASKHOOK_ENCRYPTION_KEY: z
     .string()
     .refine((v) => Buffer.from(v, 'base64').length === 32, { message: 'expected 32 bytes, base64-encoded' })
@@ -185,6 +188,8 @@ export interface Config {
   apiKey: string | undefined;
   signingSecret: string | undefined;
   adminToken: string | undefined;
+  /** TASKHOOK_METRICS_TOKEN: unset → /metrics answers anyone */
+  metricsToken: string | undefined;
   encryptionKey: string | undefined;
   allowPrivateCallbacks: PrivateAllowance;
   notFoundGraceMs: number;
@@ -212,6 +217,7 @@ const SECRET_VARS = new Set([
   'TASKHOOK_API_KEY',
   'TASKHOOK_SIGNING_SECRET',
   'TASKHOOK_ADMIN_TOKEN',
+  'TASKHOOK_METRICS_TOKEN',
   'TASKHOOK_ENCRYPTION_KEY',
   // proxy URLs may carry user:password
   'HTTPS_PROXY',
@@ -246,6 +252,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     apiKey: e.TASKHOOK_API_KEY,
     signingSecret: e.TASKHOOK_SIGNING_SECRET,
     adminToken: e.TASKHOOK_ADMIN_TOKEN,
+    metricsToken: e.TASKHOOK_METRICS_TOKEN,
     encryptionKey: e.TASKHOOK_ENCRYPTION_KEY,
     allowPrivateCallbacks: e.TASKHOOK_ALLOW_PRIVATE_CALLBACKS,
     notFoundGraceMs: e.TASKHOOK_NOT_FOUND_GRACE_S * 1000,

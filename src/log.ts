@@ -1,8 +1,55 @@
-// One JSON logger for the process (pino). Secrets are never passed to it.
-import { pino, type Logger } from 'pino';
+// One logger for the process (pino): JSON lines on stdout, or pino-pretty's readable
+// lines when stdout is a terminal (a developer running `npm start`; never under a
+// process manager, a container log driver or the tests, whose stdout is a pipe).
+// Secrets are never passed to it; the redact paths are the second line of defence.
+import { pino, type DestinationStream, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger };
 
-export function createLogger(level: string): Logger {
-  return pino({ level, base: { service: 'taskhook' }, timestamp: pino.stdTimeFunctions.isoTime });
+const SECRET_KEYS = [
+  'authorization',
+  'cookie',
+  'apiKey',
+  'api_key',
+  'upstreamApiKey',
+  'upstream_api_key',
+  'signingSecret',
+  'signingSecrets',
+  'signing_secret',
+  'secret',
+  'token',
+  'adminToken',
+  'metricsToken',
+  'encryptionKey',
+  'password',
+];
+
+/** Where a secret could sit in a log object: at the top, one level down, or among headers. */
+export const REDACT_PATHS = [
+  ...SECRET_KEYS,
+  ...SECRET_KEYS.map((k) => `*.${k}`),
+  'headers.authorization',
+  'headers.cookie',
+  '*.headers.authorization',
+  '*.headers.cookie',
+];
+
+export interface LoggerOptions {
+  /** write here instead of stdout (tests capture logs this way); always JSON */
+  destination?: DestinationStream;
+  /** human-readable lines; default: when stdout is a terminal and no destination is given */
+  pretty?: boolean;
+}
+
+export function createLogger(level: string, opts: LoggerOptions = {}): Logger {
+  const options = {
+    level,
+    base: { service: 'taskhook' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+  };
+  const prettyOut = opts.pretty ?? (opts.destination === undefined && process.stdout.isTTY === true);
+  if (prettyOut) return pino(options, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'service' }));
+  return opts.destination ? pino(options, opts.destination) : pino(options);
 }

@@ -18,6 +18,7 @@ import type { Sender, SendResult } from './send.js';
 import { decideAfterAttempt } from './retry.js';
 import { BatchWriter } from '../engine/batch.js';
 import { KeyedSemaphore } from '../engine/keyed-semaphore.js';
+import { completedAtSeconds, type DeliveryOutcome, type Metrics } from '../metrics.js';
 
 export interface ClaimedDelivery {
   id: string;
@@ -29,6 +30,8 @@ export interface ClaimedDelivery {
   payload: string;
   retry_step: number;
   lease_token: string;
+  /** never acknowledged before (a redelivery of a delivered event is not) */
+  first_delivery: boolean;
   claimed_at: number;
 }
 
@@ -51,9 +54,18 @@ export interface DelivererOptions {
   random?: () => number;
   now?: () => number;
   fault?: Fault;
+  /** counters and histograms (src/metrics.ts); absent → nothing is measured */
+  metrics?: Metrics;
 }
 
 const EXCERPT_STORED = 1024;
+
+const DELIVERY_OUTCOMES = { delivered: 'delivered', pending: 'retry', undeliverable: 'undeliverable' } as const satisfies Record<string, DeliveryOutcome>;
+const ATTEMPT_MESSAGES = {
+  delivered: 'webhook delivered',
+  pending: 'webhook attempt failed; will retry',
+  undeliverable: 'webhook undeliverable; giving up',
+} as const;
 
 /**
  * What is kept of a receiver's answer in delivery_attempts: at most `maxBytes` of
@@ -94,6 +106,7 @@ export function createDeliverer(o: DelivererOptions) {
   const random = o.random ?? Math.random;
   const now = o.now ?? Date.now;
   const fault = o.fault ?? noFaults;
+  const metrics = o.metrics;
   const maxInFlight = o.maxInFlight ?? 256;
   const perEndpoint = o.perEndpoint ?? 32;
   const perTenant = o.perTenant ?? Math.max(1, Math.floor(maxInFlight / 2));
@@ -118,6 +131,7 @@ export function createDeliverer(o: DelivererOptions) {
       claimed.push(...rows);
       if (skipped === 0) break;
     }
+    metrics?.claimed('deliverer', claimed.length);
     return claimed;
   }
 
@@ -154,7 +168,7 @@ export function createDeliverer(o: DelivererOptions) {
         from ranked r
        where d.id = r.id and r.in_endpoint <= r.endpoint_room and r.in_tenant <= r.tenant_room
       returning d.id, d.tenant_id, d.watch_id, d.terminal, d.callback_url, d.endpoint, d.payload, d.retry_step, d.lease_token,
-                (select count(*) from c)::int as seen`;
+                d.delivered_at is null as first_delivery, (select count(*) from c)::int as seen`;
     const at = now();
     for (const r of rows) {
       r.claimed_at = at;
@@ -290,12 +304,14 @@ export function createDeliverer(o: DelivererOptions) {
     // next owner's already).
     if (now() - d.claimed_at > leaseMs - o.deliveryTimeoutMs) {
       log.warn({ delivery: d.id }, 'lease ran out before sending; not sending');
+      metrics?.delivery('deferred', null);
       await sql`update deliveries set lease_token = null, attempts = greatest(attempts - 1, 0), next_attempt_at = now()
                 where id = ${d.id} and lease_token = ${d.lease_token}`;
       return;
     }
     const paused = breaker.openFor(d.endpoint, now());
     if (paused > 0) {
+      metrics?.delivery('deferred', null);
       await sql`update deliveries set lease_token = null, attempts = attempts - 1,
                   next_attempt_at = now() + ${paused} * interval '1 millisecond'
                 where id = ${d.id} and lease_token = ${d.lease_token}`;
@@ -306,6 +322,7 @@ export function createDeliverer(o: DelivererOptions) {
     const result: SendResult = tenant
       ? await o.sender.send({ url: d.callback_url, msgId: d.id, body: d.payload, secrets: tenant.signingSecrets })
       : { outcome: { kind: 'error' as const, message: 'tenant is disabled' }, durationMs: 0, excerpt: undefined };
+    const answeredAt = now();
     freeSlot();
     fault('delivery.after-send');
     const next = decideAfterAttempt(result.outcome, d.retry_step, o.retryScheduleMs, random());
@@ -331,10 +348,19 @@ export function createDeliverer(o: DelivererOptions) {
       durationMs: result.durationMs,
     });
     if (!recorded) log.warn({ delivery: d.id }, 'lease lost during delivery; result not recorded as final');
+    // One line per attempt, which is also the delivery's (and for a terminal event, the watch's) state change.
     log.info(
       { delivery: d.id, watch: d.watch_id, status, outcome: next.status, duration_ms: result.durationMs, error: error ?? undefined },
-      'delivery attempt',
+      ATTEMPT_MESSAGES[next.status],
     );
+    if (metrics) {
+      metrics.delivery(DELIVERY_OUTCOMES[next.status], status);
+      if (tenant) metrics.attemptDuration(result.durationMs);
+      if (next.status === 'delivered' && recorded && d.terminal && d.first_delivery) {
+        const completedAt = completedAtSeconds(d.payload);
+        if (completedAt !== undefined) metrics.endToEndLag(answeredAt / 1000 - completedAt);
+      }
+    }
     await trackEndpointHealth(d.endpoint, result);
   }
 
