@@ -46,12 +46,19 @@ function unstorable(value: unknown): string | undefined {
 
 export const registerWatchBody = z
   .object({
-    task_id: z.string({ message: 'task_id is required: 1-256 characters of [A-Za-z0-9._:-]' }).regex(TASK_ID, {
-      message: 'task_id must be 1-256 characters of [A-Za-z0-9._:-]',
-    }),
-    callback_url: z.string({ message: 'callback_url is required: an http(s) URL' }).min(1).max(2048, {
-      message: 'callback_url must be at most 2048 characters',
-    }),
+    task_id: z
+      .string({ message: 'task_id is required: 1-256 characters of [A-Za-z0-9._:-]' })
+      .regex(TASK_ID, {
+        message: 'task_id must be 1-256 characters of [A-Za-z0-9._:-]',
+      })
+      .describe('the upstream task id'),
+    callback_url: z
+      .string({ message: 'callback_url is required: an http(s) URL' })
+      .min(1)
+      .max(2048, {
+        message: 'callback_url must be at most 2048 characters',
+      })
+      .describe('http(s) URL the webhook is POSTed to; loopback, private and metadata addresses are refused (422)'),
     metadata: z
       .record(z.string(), z.unknown(), { message: 'metadata must be a JSON object' })
       .superRefine((m, ctx) => {
@@ -61,14 +68,16 @@ export const registerWatchBody = z
           (Buffer.byteLength(JSON.stringify(m)) > MAX_METADATA_BYTES ? `metadata must serialise to at most ${MAX_METADATA_BYTES} bytes` : undefined);
         if (bad) ctx.addIssue({ code: 'custom', message: bad });
       })
-      .optional(),
+      .optional()
+      .describe(`any JSON object up to ${MAX_METADATA_BYTES} bytes, echoed in every webhook of the watch`),
     events: z
       .array(z.enum(EVENT_TYPES, { message: `events may contain ${EVENT_TYPES.join(', ')}` }), {
         message: 'events must be an array of event types',
       })
       .min(1, { message: 'events must name at least one event type' })
       .max(EVENT_TYPES.length)
-      .optional(),
+      .optional()
+      .describe('the events to send; default task.completed, task.failed, task.cancelled, watch.failed (task.processing is opt-in)'),
   })
   .strict();
 
@@ -81,8 +90,13 @@ export const listWatchesQuery = z
       .int({ message: 'limit must be an integer 1-100' })
       .min(1, { message: 'limit must be an integer 1-100' })
       .max(100, { message: 'limit must be an integer 1-100' })
-      .default(20),
-    cursor: z.string().regex(/^wat_[0-9a-z]{26}$/, { message: 'cursor must be a next_cursor value from a previous page' }).optional(),
+      .default(20)
+      .describe('page size'),
+    cursor: z
+      .string()
+      .regex(/^wat_[0-9a-z]{26}$/, { message: 'cursor must be a next_cursor value from a previous page' })
+      .optional()
+      .describe('next_cursor of the previous page'),
   })
   .strict();
 
