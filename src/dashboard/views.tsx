@@ -1,0 +1,355 @@
+// The dashboard's pages, server-rendered with hono/jsx. Everything shown is escaped by
+// JSX (no raw HTML anywhere); the only style is one inline sheet carrying the response's
+// CSP nonce, and there is no script at all.
+import type { Child, FC, PropsWithChildren } from 'hono/jsx';
+import type { WatchStore, WatchView } from '../watches/store.js';
+import { WATCH_STATUSES } from '../watches/store.js';
+import type { StatusCounts } from './counts.js';
+import { CSS } from './styles.js';
+
+export const BASE = '/dashboard';
+
+export type Attempt = NonNullable<Awaited<ReturnType<WatchStore['attempts']>>>[number];
+
+export interface Flash {
+  kind: 'ok' | 'error';
+  text: string;
+}
+
+/** The only messages a flash cookie can select: a code never becomes page text by itself. */
+export const FLASHES: Record<string, Flash> = {
+  redelivered: { kind: 'ok', text: 'Redelivery queued: the terminal event is being sent again with the same webhook-id.' },
+  redeliver_not_ready: { kind: 'error', text: 'Nothing to redeliver yet: the watch has no terminal event (or was cancelled).' },
+  cancelled: { kind: 'ok', text: 'Watch cancelled: taskhook stopped watching this task.' },
+  already_ended: { kind: 'error', text: 'This watch had already ended; nothing was cancelled.' },
+  signed_out: { kind: 'ok', text: 'You are signed out.' },
+};
+
+
+function when(iso: string | null | undefined): Child {
+  if (!iso) return <span class="muted">—</span>;
+  return <time datetime={iso}>{iso.replace('T', ' ').replace(/(\.\d+)?Z$/, ' UTC')}</time>;
+}
+
+const StatusBadge: FC<{ status: string }> = ({ status }) => <span class={`badge s-${status}`}>{status}</span>;
+
+function httpStatus(status: number | null | undefined): Child {
+  if (status === null || status === undefined) return <span class="muted">—</span>;
+  return <span class={status >= 200 && status < 300 ? 'http-ok' : 'http-bad'}>{status}</span>;
+}
+
+const CsrfField: FC<{ token: string }> = ({ token }) => <input type="hidden" name="_csrf" value={token} />;
+
+export interface Signed {
+  tenantId: string;
+  tenantName: string;
+  csrf: string;
+}
+
+export const Layout: FC<PropsWithChildren<{ title: string; nonce: string; session?: Signed | undefined; flash?: Flash | undefined }>> = (p) => (
+  <html lang="en">
+    <head>
+      <meta charset="utf-8" />
+      <meta name="viewport" content="width=device-width, initial-scale=1" />
+      <meta name="referrer" content="no-referrer" />
+      <title>{`${p.title} · taskhook`}</title>
+      <style nonce={p.nonce}>{CSS}</style>
+    </head>
+    <body>
+      <header>
+        <a class="brand" href={BASE}>
+          taskhook
+        </a>
+        {p.session ? (
+          <>
+            <span class="tenant">
+              {p.session.tenantName} <span class="mono">({p.session.tenantId})</span>
+            </span>
+            <form method="post" action={`${BASE}/sign-out`}>
+              <CsrfField token={p.session.csrf} />
+              <button type="submit">Sign out</button>
+            </form>
+          </>
+        ) : null}
+      </header>
+      <main>
+        {p.flash ? (
+          <div class={`flash ${p.flash.kind}`} role="status" data-testid="flash">
+            {p.flash.text}
+          </div>
+        ) : null}
+        {p.children}
+      </main>
+    </body>
+  </html>
+);
+
+export const SignInPage: FC<{ nonce: string; csrf: string; error?: string | undefined; flash?: Flash | undefined }> = (p) => (
+  <Layout title="Sign in" nonce={p.nonce} flash={p.flash}>
+    <div class="signin card">
+      <h1>Sign in to the dashboard</h1>
+      <p class="muted">Use a gateway key (the <code>thk_…</code> key you call the API with). It is checked once and never stored in your browser.</p>
+      {p.error ? (
+        <div class="flash error" role="alert" data-testid="sign-in-error">
+          {p.error}
+        </div>
+      ) : null}
+      <form method="post" action={`${BASE}/sign-in`}>
+        <CsrfField token={p.csrf} />
+        <label for="api_key">Gateway key</label>
+        <input id="api_key" name="api_key" type="password" autocomplete="off" spellcheck={false} required maxlength={512} />
+        <button type="submit">Sign in</button>
+      </form>
+    </div>
+  </Layout>
+);
+
+export interface ListFilter {
+  status?: string | undefined;
+  task_id?: string | undefined;
+  cursor?: string | undefined;
+}
+
+export function listHref(f: ListFilter): string {
+  const q = new URLSearchParams();
+  if (f.status) q.set('status', f.status);
+  if (f.task_id) q.set('task_id', f.task_id);
+  if (f.cursor) q.set('cursor', f.cursor);
+  const s = q.toString();
+  return s ? `${BASE}?${s}` : BASE;
+}
+
+export const WatchesPage: FC<{
+  nonce: string;
+  session: Signed;
+  counts: StatusCounts;
+  watches: WatchView[];
+  nextCursor: string | null;
+  filter: ListFilter;
+  error?: string | undefined;
+}> = (p) => (
+  <Layout title="Watches" nonce={p.nonce} session={p.session}>
+    <h1>Watches</h1>
+    <nav class="counts" aria-label="Watches per status">
+      <a class={`count${p.filter.status ? '' : ' on'}`} href={listHref({ task_id: p.filter.task_id })} data-testid="count-all">
+        <span class="n">{p.counts.total}</span>
+        <span class="l">all</span>
+      </a>
+      {WATCH_STATUSES.map((s) => (
+        <a class={`count${p.filter.status === s ? ' on' : ''}`} href={listHref({ status: s, task_id: p.filter.task_id })} data-testid={`count-${s}`}>
+          <span class="n">{p.counts[s]}</span>
+          <span class="l">{s}</span>
+        </a>
+      ))}
+    </nav>
+    {p.error ? (
+      <div class="flash error" role="alert">
+        {p.error}
+      </div>
+    ) : null}
+    <form class="filters" method="get" action={BASE}>
+      <select name="status" aria-label="Status">
+        <option value="">any status</option>
+        {WATCH_STATUSES.map((s) => (
+          <option value={s} selected={p.filter.status === s}>
+            {s}
+          </option>
+        ))}
+      </select>
+      <input type="text" name="task_id" placeholder="task_id (exact)" value={p.filter.task_id ?? ''} maxlength={256} aria-label="task_id" />
+      <button type="submit" class="secondary">
+        Filter
+      </button>
+      {p.filter.status || p.filter.task_id ? <a href={BASE}>clear</a> : null}
+    </form>
+    <table data-testid="watches">
+      <thead>
+        <tr>
+          <th>Watch</th>
+          <th>task_id</th>
+          <th>Status</th>
+          <th>Polls</th>
+          <th>Last delivery</th>
+          <th>Updated</th>
+        </tr>
+      </thead>
+      <tbody>
+        {p.watches.length === 0 ? (
+          <tr>
+            <td colspan={6} class="muted">
+              No watches{p.filter.status || p.filter.task_id ? ' match this filter' : ' yet'}.
+            </td>
+          </tr>
+        ) : (
+          p.watches.map((w) => (
+            <tr data-testid="watch-row" data-watch-id={w.id}>
+              <td class="mono">
+                <a href={`${BASE}/watches/${w.id}`}>{w.id}</a>
+              </td>
+              <td class="mono">{w.task_id}</td>
+              <td>
+                <StatusBadge status={w.status} />
+              </td>
+              <td>{w.polls}</td>
+              <td>
+                {w.last_delivery ? (
+                  <>
+                    <StatusBadge status={w.last_delivery.status} /> {httpStatus(w.last_delivery.last_response_status)}
+                    <span class="muted small"> · {w.last_delivery.attempts} attempt{w.last_delivery.attempts === 1 ? '' : 's'}</span>
+                  </>
+                ) : (
+                  <span class="muted">—</span>
+                )}
+              </td>
+              <td class="small">{when(w.updated_at)}</td>
+            </tr>
+          ))
+        )}
+      </tbody>
+    </table>
+    <div class="pager">
+      {p.filter.cursor ? <a href={listHref({ ...p.filter, cursor: undefined })}>« newest</a> : null}
+      {p.nextCursor ? (
+        <a href={listHref({ ...p.filter, cursor: p.nextCursor })} data-testid="next-page">
+          older »
+        </a>
+      ) : null}
+    </div>
+  </Layout>
+);
+
+function excerpt(text: string | null): Child {
+  if (!text) return <span class="muted">—</span>;
+  if (text.length <= 160) return <pre>{text}</pre>;
+  return (
+    <details>
+      <summary>
+        <code>{text.slice(0, 120)}…</code>
+      </summary>
+      <pre>{text}</pre>
+    </details>
+  );
+}
+
+export const WatchPage: FC<{ nonce: string; session: Signed; watch: WatchView; attempts: Attempt[]; flash?: Flash | undefined }> = (p) => {
+  const w = p.watch;
+  const canCancel = w.status === 'watching' || w.status === 'delivering';
+  const canRedeliver = w.status === 'delivered' || w.status === 'undeliverable' || w.status === 'delivering';
+  return (
+    <Layout title={w.id} nonce={p.nonce} session={p.session} flash={p.flash}>
+      <p class="small">
+        <a href={BASE}>« all watches</a>
+      </p>
+      <h1>
+        <span class="mono">{w.id}</span> <StatusBadge status={w.status} />
+      </h1>
+      <div class="grid">
+        <div class="card">
+          <dl>
+            <dt>task_id</dt>
+            <dd class="mono">{w.task_id}</dd>
+            <dt>callback_url</dt>
+            <dd class="mono">{w.callback_url}</dd>
+            <dt>events</dt>
+            <dd class="mono">{w.events.join(', ')}</dd>
+            <dt>polls</dt>
+            <dd>{w.polls}</dd>
+            <dt>next poll</dt>
+            <dd>{when(w.next_poll_at)}</dd>
+            <dt>created</dt>
+            <dd>{when(w.created_at)}</dd>
+            <dt>updated</dt>
+            <dd>{when(w.updated_at)}</dd>
+            <dt>metadata</dt>
+            <dd class="mono">{JSON.stringify(w.metadata)}</dd>
+            <dt>last delivery</dt>
+            <dd>
+              {w.last_delivery ? (
+                <>
+                  <StatusBadge status={w.last_delivery.status} /> <span class="mono">{w.last_delivery.webhook_id}</span>
+                </>
+              ) : (
+                <span class="muted">none yet</span>
+              )}
+            </dd>
+          </dl>
+          <div class="actions">
+            <form method="post" action={`${BASE}/watches/${w.id}/redeliver`}>
+              <CsrfField token={p.session.csrf} />
+              <button type="submit" disabled={!canRedeliver} data-testid="redeliver">
+                Redeliver
+              </button>
+            </form>
+            <form method="post" action={`${BASE}/watches/${w.id}/cancel`}>
+              <CsrfField token={p.session.csrf} />
+              <button type="submit" class="danger" disabled={!canCancel} data-testid="cancel">
+                Cancel watch
+              </button>
+            </form>
+          </div>
+        </div>
+        <div class="card">
+          <h2>Task snapshot</h2>
+          {w.task === null ? (
+            <p class="muted">Not polled yet.</p>
+          ) : (
+            <pre class="snapshot" data-testid="snapshot">
+              {JSON.stringify(w.task, null, 2)}
+            </pre>
+          )}
+        </div>
+      </div>
+      <h2>
+        Delivery attempts <span class="muted small">({p.attempts.length})</span>
+      </h2>
+      <table data-testid="attempts">
+        <thead>
+          <tr>
+            <th>#</th>
+            <th>Time</th>
+            <th>Event</th>
+            <th>Status</th>
+            <th>Duration</th>
+            <th>Error</th>
+            <th>Response excerpt</th>
+          </tr>
+        </thead>
+        <tbody>
+          {p.attempts.length === 0 ? (
+            <tr>
+              <td colspan={7} class="muted">
+                No delivery attempts yet.
+              </td>
+            </tr>
+          ) : (
+            p.attempts.map((a, i) => (
+              <tr data-testid="attempt">
+                <td>{i + 1}</td>
+                <td class="small">{when(a.attempted_at)}</td>
+                <td class="mono">{a.event_type}</td>
+                <td>{httpStatus(a.response_status)}</td>
+                <td>{a.duration_ms} ms</td>
+                <td>{a.error ? <span class="http-bad">{a.error}</span> : <span class="muted">—</span>}</td>
+                <td>{excerpt(a.response_excerpt)}</td>
+              </tr>
+            ))
+          )}
+        </tbody>
+      </table>
+    </Layout>
+  );
+};
+
+export const ErrorPage: FC<{ nonce: string; status: number; title: string; message: string; session?: Signed | undefined }> = (p) => (
+  <Layout title={p.title} nonce={p.nonce} session={p.session}>
+    <div class="card">
+      <h1>
+        {p.status} · {p.title}
+      </h1>
+      <p>{p.message}</p>
+      <p>
+        <a href={BASE}>Back to the dashboard</a>
+      </p>
+    </div>
+  </Layout>
+);
