@@ -159,6 +159,8 @@ export const deliveries = pgTable(
   (t) => [
     index('deliveries_due_idx').on(t.nextAttemptAt).where(sql`status = 'pending'`),
     index('deliveries_watch_idx').on(t.watchId, t.createdAt),
+    // GET /v1/events: a tenant's events in id (= time) order, resumable from an id
+    index('deliveries_tenant_id_idx').on(t.tenantId, t.id),
     index('deliveries_endpoint_pending_idx').on(t.endpoint).where(sql`status = 'pending'`),
   ],
 );

@@ -1,0 +1,1 @@
+CREATE INDEX "deliveries_tenant_id_idx" ON "deliveries" USING btree ("tenant_id","id");

@@ -1,0 +1,104 @@
+// Human-readable output of the client commands: watches, attempts and tenants as a few
+// aligned lines or a table. (`--json` prints the gateway's JSON instead.)
+import type { WatchView } from '../watches/store.js';
+
+export type Watch = WatchView;
+
+export interface Attempt {
+  webhook_id: string;
+  event_type: string;
+  attempted_at: string;
+  response_status: number | null;
+  duration_ms: number;
+  error: string | null;
+}
+
+export interface TenantSummary {
+  tenant_id: string;
+  name: string;
+  upstream_base_url: string;
+  created_at: string;
+  disabled_at: string | null;
+}
+
+type Task = Record<string, unknown> & { status?: string; capability?: string; progress?: number | null; error?: { code?: string; message?: string } | null };
+
+export const TERMINAL_WATCH_STATUSES = new Set(['delivered', 'undeliverable', 'cancelled']);
+
+/** Columns padded to their widest cell; the last one is not padded. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** The result in a word or two: the URL field of a completed task, or its error. */
+export function resultOf(task: Task | null | undefined): string | undefined {
+  if (!task) return undefined;
+  for (const k of ['audioUrl', 'imageUrl', 'videoUrl']) if (typeof task[k] === 'string') return `${k}=${task[k] as string}`;
+  if (task.error && typeof task.error === 'object') return `error ${task.error.code ?? ''}: ${task.error.message ?? ''}`.trim();
+  return undefined;
+}
+
+function taskPart(task: Task | null): string {
+  if (!task) return 'task not polled yet';
+  const pct = task.status === 'processing' && typeof task.progress === 'number' ? ` ${Math.round(task.progress * 100)}%` : '';
+  return `task ${task.status ?? '?'}${pct}`;
+}
+
+function deliveryPart(w: Watch): string | undefined {
+  const d = w.last_delivery;
+  if (!d) return undefined;
+  const http = d.last_response_status !== null ? `, HTTP ${d.last_response_status}` : '';
+  return `webhook ${d.webhook_id} ${d.status} (${d.attempts} attempt${d.attempts === 1 ? '' : 's'}${http})`;
+}
+
+/** One line: where a watch is. The live line of `watch --wait`. */
+export function statusLine(w: Watch): string {
+  const parts = [w.id, w.status, taskPart(w.task as Task | null), `${w.polls} poll${w.polls === 1 ? '' : 's'}`];
+  const d = deliveryPart(w);
+  if (d) parts.push(d);
+  return parts.join(' · ');
+}
+
+export function watchDetails(w: Watch): string {
+  const task = w.task as Task | null;
+  const rows: Array<[string, string | undefined]> = [
+    ['status', w.status],
+    ['task', `${w.task_id}${task ? ` (${[task.status, task.capability].filter(Boolean).join(', ')})` : ' (not polled yet)'}`],
+    ['result', resultOf(task)],
+    ['callback', w.callback_url],
+    ['events', w.events.join(', ')],
+    ['metadata', Object.keys(w.metadata ?? {}).length ? JSON.stringify(w.metadata) : undefined],
+    ['polls', String(w.polls)],
+    ['next poll', w.next_poll_at ?? undefined],
+    ['last webhook', deliveryPart(w)?.replace(/^webhook /, '')],
+    ['created', w.created_at],
+    ['updated', w.updated_at],
+  ];
+  const shown = rows.filter((r): r is [string, string] => r[1] !== undefined);
+  const width = Math.max(...shown.map(([k]) => k.length));
+  return `${w.id}\n${shown.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n')}\n`;
+}
+
+export function watchTable(watches: Watch[]): string {
+  return table(
+    ['ID', 'STATUS', 'TASK', 'CALLBACK', 'UPDATED'],
+    watches.map((w) => [w.id, w.status, w.task_id, w.callback_url, w.updated_at]),
+  );
+}
+
+export function attemptTable(attempts: Attempt[]): string {
+  if (attempts.length === 0) return 'no delivery attempts yet\n';
+  return table(
+    ['ATTEMPTED', 'WEBHOOK', 'EVENT', 'HTTP', 'MS', 'ERROR'],
+    attempts.map((a) => [a.attempted_at, a.webhook_id, a.event_type, a.response_status === null ? '-' : String(a.response_status), String(a.duration_ms), a.error ?? '']),
+  );
+}
+
+export function tenantTable(tenants: TenantSummary[]): string {
+  return table(
+    ['ID', 'NAME', 'UPSTREAM', 'CREATED', 'DISABLED'],
+    tenants.map((t) => [t.tenant_id, t.name, t.upstream_base_url, t.created_at, t.disabled_at ?? '-']),
+  );
+}

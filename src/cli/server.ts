@@ -1,0 +1,138 @@
+// The commands that run a gateway or work on its database: serve, migrate, sim,
+// rotate-encryption-key, doctor. Only these parse the server configuration (the
+// environment, once); the CLI loads this module only when one of them runs.
+import { ConfigError, loadConfig, type Config } from '../config.js';
+import { createLogger, type Logger } from '../log.js';
+import { startGateway } from '../gateway.js';
+import { isConnectionError, openDatabase } from '../db/client.js';
+import { pendingMigrations, runMigrations } from '../db/migrate.js';
+import { startSimUpstream } from '../sim/server.js';
+import { loadSecretBox } from '../tenancy/bootstrap.js';
+import { rewrapAll } from '../tenancy/rewrap.js';
+import { formatChecks, runDoctor } from '../doctor.js';
+import { CliError } from './errors.js';
+
+/** `--role api|worker|all` on the command line wins over TASKHOOK_ROLE (one image, several process groups). */
+function config(role?: string): Config {
+  const env = role !== undefined ? { ...process.env, TASKHOOK_ROLE: role } : process.env;
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message);
+    throw err;
+  }
+}
+
+function onSignals(stop: () => Promise<void>) {
+  let stopping = false;
+  const handler = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`taskhook: ${signal} received, draining\n`);
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`taskhook: error while stopping: ${String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', handler);
+  process.on('SIGINT', handler);
+}
+
+const FROM_POSTGRES_JS = /[\\/]postgres[\\/]src[\\/]connection\.js/;
+
+/**
+ * postgres.js 3.4.x has two failures on a lost connection that escape every promise
+ * chain we own, and would kill the process on a database restart or a killed backend:
+ * - the array-types query it sends on each new connection is not awaited, so a close
+ *   during it is an unhandled rejection (CONNECTION_CLOSED, ECONNRESET, 57P01, ...);
+ * - begin()'s automatic ROLLBACK after a close is written to the null socket from a
+ *   setImmediate: TypeError "Cannot read properties of null (reading 'write')" in nextWrite.
+ * Both only lose a connection (the pool slot is replaced, see db/client.ts); the work
+ * is in Postgres under leases, so it is retried. Anything else still ends the process.
+ */
+function surviveDatabaseConnectionLoss(log: Logger) {
+  const fatal = (kind: string, err: unknown) => {
+    process.stderr.write(`taskhook: ${kind}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  };
+  process.on('unhandledRejection', (reason) => {
+    if (isConnectionError(reason)) {
+      log.warn({ err: String(reason) }, 'database connection lost under a query nobody awaited (postgres.js); continuing');
+      return;
+    }
+    fatal('unhandled rejection', reason);
+  });
+  process.on('uncaughtException', (err) => {
+    if (err instanceof TypeError && /reading 'write'/.test(err.message) && /nextWrite/.test(String(err.stack)) && FROM_POSTGRES_JS.test(String(err.stack))) {
+      log.warn({ err: String(err) }, 'postgres.js wrote to a closed connection (its pool is being replaced); continuing');
+      return;
+    }
+    fatal('uncaught exception', err);
+  });
+}
+
+export async function serve(role: string | undefined): Promise<void> {
+  const cfg = config(role);
+  const log = createLogger(cfg.logLevel);
+  surviveDatabaseConnectionLoss(log);
+  const gw = await startGateway(cfg, log);
+  if (gw.generated.apiKey || gw.generated.signingSecret) {
+    // Printed once, on the boot that created them; only hashes (keys) are kept.
+    const lines = ['', 'taskhook generated credentials for the default tenant (shown once, store them now):'];
+    if (gw.generated.apiKey) lines.push(`  TASKHOOK_API_KEY=${gw.generated.apiKey}`);
+    if (gw.generated.signingSecret) lines.push(`  TASKHOOK_SIGNING_SECRET=${gw.generated.signingSecret}`);
+    process.stdout.write(`${lines.join('\n')}\n\n`);
+  }
+  log.info({ url: gw.url, role: cfg.role, database: cfg.databaseUrl ? 'DATABASE_URL' : `embedded in ${cfg.dataDir}` }, 'taskhook started');
+  onSignals(() => gw.stop());
+}
+
+export async function migrate(check: boolean): Promise<number> {
+  const cfg = config();
+  const log = createLogger(cfg.logLevel);
+  const db = await openDatabase(cfg, (m) => log.info(m), { max: 1 });
+  try {
+    if (check) {
+      const pending = await pendingMigrations(db.sql);
+      process.stdout.write(pending ? `${pending} migration(s) pending\n` : 'migrations up to date\n');
+      return pending ? 1 : 0;
+    }
+    await runMigrations(db.url);
+    process.stdout.write('migrations applied\n');
+    return 0;
+  } finally {
+    await db.close();
+  }
+}
+
+export async function rotateEncryptionKey(): Promise<number> {
+  const cfg = config();
+  const log = createLogger(cfg.logLevel);
+  const db = await openDatabase(cfg, (m) => log.info(m), { max: 1 });
+  try {
+    const box = await loadSecretBox(cfg.encryptionKey, cfg.dataDir);
+    const r = await rewrapAll(db.sql, box);
+    process.stdout.write(`${r.rewrapped} upstream key(s) re-wrapped with key ${box.currentKeyId}, ${r.skipped} already current\n`);
+    for (const f of r.failed) process.stderr.write(`taskhook: tenant ${f.tenant_id} left as is: ${f.error}\n`);
+    return r.failed.length > 0 ? 1 : 0;
+  } finally {
+    await db.close();
+  }
+}
+
+export async function sim(port: number, host: string, apiKeys: string[]): Promise<void> {
+  const s = await startSimUpstream({ port, host, apiKeys });
+  process.stdout.write(`simulated upstream on ${s.url} (keys: ${apiKeys.join(', ')})\n`);
+  onSignals(() => s.close());
+}
+
+export async function doctor(): Promise<number> {
+  const cfg = config();
+  const log = createLogger(cfg.logLevel);
+  const checks = await runDoctor(cfg, { log: (m) => log.info(m) });
+  process.stdout.write(formatChecks(checks));
+  return checks.some((c) => c.status === 'fail') ? 1 : 0;
+}
