@@ -20,6 +20,7 @@ import { createDeliverer } from './delivery/worker.js';
 import { createSender } from './delivery/send.js';
 import { createRetention, type Retention } from './retention.js';
 import { VERSION } from './version.js';
+import { createMetrics } from './metrics.js';
 
 /**
  * A lease must outlive the whole request it covers (deadline, quick retries, the
@@ -57,6 +58,7 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
   const tenants = new TenantDirectory(sql, box, { upstreamBaseUrl: cfg.upstreamBaseUrl });
   const policy = new AddressPolicy(cfg.allowPrivateCallbacks);
   const runWorkers = cfg.role === 'worker' || cfg.role === 'all';
+  const metrics = createMetrics({ sql });
 
   let upstream: UpstreamClient | undefined;
   let poller: ReturnType<typeof createPoller> | undefined;
@@ -81,6 +83,7 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
       deliveryTimeoutMs: cfg.deliveryTimeoutMs,
       fault: cfg.faults,
       idleMs: over.idleMs,
+      metrics,
     });
     const d = deliverer;
     poller = createPoller({
@@ -96,6 +99,7 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
       fault: cfg.faults,
       onEnqueued: () => d.wake(),
       idleMs: over.idleMs,
+      metrics,
     });
     poller.start();
     deliverer.start();
@@ -118,7 +122,10 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
       onEnqueued: () => deliverer?.wake(),
       ready: () => (poller ? poller.healthy && deliverer!.healthy : true),
       tenantStore: new TenantStore(sql, box, tenants, { upstreamBaseUrl: cfg.upstreamBaseUrl }),
+      sessionBox: box,
       adminToken: cfg.adminToken,
+      metrics: metrics.registry,
+      metricsToken: cfg.metricsToken,
     });
     server = await new Promise<ServerType>((resolve) => {
       const s = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.host }, () => resolve(s));

@@ -7,13 +7,19 @@ import type { Logger } from '../log.js';
 import type { AddressPolicy, LookupAll } from '../net/address-policy.js';
 import type { Tenant, TenantDirectory } from '../tenancy/directory.js';
 import type { TenantStore } from '../tenancy/store.js';
+import type { SecretBox } from '../tenancy/secret-box.js';
 import type { WatchStore } from '../watches/store.js';
 import { ApiError, NotFound, TooManyRequests, Unauthorized, onError, problem } from './errors.js';
 import { TokenBuckets } from '../engine/token-bucket.js';
+import type { Registry } from 'prom-client';
+import { constantTimeEqual } from '../tenancy/keys.js';
 import { taskRoutes } from './tasks.js';
 import { adminRoutes } from './admin.js';
 import { tenantRoutes } from './tenant.js';
 import { watchRoutes } from './watches.js';
+import { docsRoutes } from './openapi/index.js';
+import { dashboardRoutes } from '../dashboard/routes.js';
+import { eventRoutes } from './events.js';
 
 export interface AppDeps {
   sql: Sql;
@@ -29,8 +35,14 @@ export interface AppDeps {
   serveApi?: boolean;
   /** tenant management for /v1/tenant and /v1/admin */
   tenantStore?: TenantStore;
+  /** seals dashboard sessions (the gateway's SecretBox: every process of a deployment accepts them) */
+  sessionBox?: SecretBox;
   /** TASKHOOK_ADMIN_TOKEN; unset → /v1/admin answers 404 */
   adminToken?: string;
+  /** served at GET /metrics on every role (src/metrics.ts) */
+  metrics?: Registry;
+  /** TASKHOOK_METRICS_TOKEN; unset → /metrics is open (a private scrape network) */
+  metricsToken?: string;
 }
 
 export type AppEnv = { Variables: { tenant: Tenant; requestId: string } };
@@ -60,8 +72,19 @@ export function createApp(deps: AppDeps) {
       return c.json({ status: 'not ready', reason: `database unreachable: ${(err as Error).message}` }, 503);
     }
   });
+  const registry = deps.metrics;
+  if (registry) {
+    app.get('/metrics', async (c) => {
+      if (deps.metricsToken !== undefined) {
+        const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(c.req.header('authorization') ?? '');
+        if (!m || !constantTimeEqual(m[1]!, deps.metricsToken)) throw Unauthorized('this endpoint requires Authorization: Bearer <TASKHOOK_METRICS_TOKEN>');
+      }
+      return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
+    });
+  }
 
   if (deps.serveApi === false) return app;
+  app.route('/', docsRoutes());
   const v1 = new Hono<AppEnv>();
   const apiBuckets = new TokenBuckets();
   v1.use(async (c, next) => {
@@ -79,10 +102,12 @@ export function createApp(deps: AppDeps) {
   });
   v1.route('/watches', watchRoutes(deps));
   v1.route('/tasks', taskRoutes(deps));
+  v1.route('/events', eventRoutes(deps));
   if (deps.tenantStore) v1.route('/tenant', tenantRoutes({ ...deps, tenantStore: deps.tenantStore }));
   // Before /v1: admin requests must never reach the tenant-key middleware.
   app.route('/v1/admin', adminRoutes(deps));
   app.route('/v1', v1);
+  app.route('/dashboard', dashboardRoutes(deps));
   return app;
 }
 
