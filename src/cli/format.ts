@@ -1,6 +1,7 @@
 // Human-readable output of the client commands: watches, attempts and tenants as a few
 // aligned lines or a table. (`--json` prints the gateway's JSON instead.)
 import type { WatchView } from '../watches/store.js';
+import type { TenantSummary } from '../tenancy/store.js';
 
 export type Watch = WatchView;
 
@@ -13,13 +14,8 @@ export interface Attempt {
   error: string | null;
 }
 
-export interface TenantSummary {
-  tenant_id: string;
-  name: string;
-  upstream_base_url: string;
-  created_at: string;
-  disabled_at: string | null;
-}
+// The admin API's tenant object (GET /v1/admin/tenants), as the server defines it.
+export type { TenantSummary };
 
 type Task = Record<string, unknown> & { status?: string; capability?: string; progress?: number | null; error?: { code?: string; message?: string } | null };
 

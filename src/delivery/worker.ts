@@ -59,6 +59,8 @@ export interface DelivererOptions {
 }
 
 const EXCERPT_STORED = 1024;
+/** how long a slot stays taken after an attempt that got no answer (see attemptWithSlot) */
+const SLOT_GRACE_MS = 100;
 
 const DELIVERY_OUTCOMES = { delivered: 'delivered', pending: 'retry', undeliverable: 'undeliverable' } as const satisfies Record<string, DeliveryOutcome>;
 const ATTEMPT_MESSAGES = {
@@ -286,8 +288,11 @@ export function createDeliverer(o: DelivererOptions) {
     fault('delivery.before-send');
     await sendSlots.acquire(d.endpoint);
     let holding = true;
-    const freeSlot = () => {
-      if (holding) sendSlots.release(d.endpoint);
+    const freeSlot = (afterMs = 0) => {
+      if (holding) {
+        if (afterMs > 0) setTimeout(() => sendSlots.release(d.endpoint), afterMs).unref();
+        else sendSlots.release(d.endpoint);
+      }
       holding = false;
       releaseSlots(d);
     };
@@ -298,7 +303,7 @@ export function createDeliverer(o: DelivererOptions) {
     }
   }
 
-  async function attemptWithSlot(d: ClaimedDelivery, freeSlot: () => void): Promise<void> {
+  async function attemptWithSlot(d: ClaimedDelivery, freeSlot: (afterMs?: number) => void): Promise<void> {
     // Paused (SIGSTOP, a long GC) or queued behind a slow endpoint until the lease could run
     // out mid-attempt? Don't send; hand the row back if it is still ours (else it is the
     // next owner's already).
@@ -323,7 +328,9 @@ export function createDeliverer(o: DelivererOptions) {
       ? await o.sender.send({ url: d.callback_url, msgId: d.id, body: d.payload, secrets: tenant.signingSecrets })
       : { outcome: { kind: 'error' as const, message: 'tenant is disabled' }, durationMs: 0, excerpt: undefined };
     const answeredAt = now();
-    freeSlot();
+    // After a timeout or a broken connection our socket is still closing: hand the slot on a
+    // moment later, so the receiver never sees more than the cap of connections at once.
+    freeSlot(result.outcome.kind === 'error' ? SLOT_GRACE_MS : 0);
     fault('delivery.after-send');
     const next = decideAfterAttempt(result.outcome, d.retry_step, o.retryScheduleMs, random());
     const status = result.outcome.kind === 'response' ? result.outcome.status : null;
