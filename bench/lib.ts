@@ -247,3 +247,31 @@ export const fmt = {
   ratio: (n: number | undefined) => (n === Infinity ? '∞' : n === undefined || !Number.isFinite(n) ? '—' : `${n.toFixed(2)}×`),
   pct: (n: number | undefined) => (n === undefined || !Number.isFinite(n) ? '—' : `${(n * 100).toFixed(0)} %`),
 };
+
+/**
+ * The baselines' webhook, as an app would send it: the body for a finished task, signed
+ * with `standardwebhooks`, POSTed with global fetch (no redirects). → the HTTP status.
+ */
+export async function postSignedWebhook(
+  wh: { sign(msgId: string, at: Date, body: string): string },
+  callback: string,
+  msgId: string,
+  watchId: string,
+  task: { status?: string },
+): Promise<number> {
+  const body = JSON.stringify({ type: `task.${task.status}`, timestamp: new Date().toISOString(), watch_id: watchId, metadata: {}, data: task });
+  const now = new Date();
+  const res = await fetch(callback, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'webhook-id': msgId,
+      'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+      'webhook-signature': wh.sign(msgId, now, body),
+    },
+    body,
+    redirect: 'manual',
+  });
+  await res.arrayBuffer();
+  return res.status;
+}

@@ -10,7 +10,7 @@
 // Usage (forked): node --import tsx bench/naive.ts --upstream URL --scale S
 import { parseArgs } from 'node:util';
 import { Webhook } from 'standardwebhooks';
-import { FIRST_POLL_MS, TERMINAL, nextPollMs } from './lib.js';
+import { FIRST_POLL_MS, TERMINAL, nextPollMs, postSignedWebhook } from './lib.js';
 
 const { values } = parseArgs({ options: { upstream: { type: 'string' }, scale: { type: 'string', default: '1' } } });
 const upstream = values.upstream!;
@@ -54,27 +54,13 @@ async function poll(w: Watch): Promise<void> {
 }
 
 async function deliver(w: Watch, task: { status?: string }, attempt: number): Promise<void> {
-  const body = JSON.stringify({ type: `task.${task.status}`, timestamp: new Date().toISOString(), watch_id: w.id, metadata: {}, data: task });
-  const msgId = `msg_${w.id}`;
-  const now = new Date();
   try {
-    const res = await fetch(w.callback, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'webhook-id': msgId,
-        'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
-        'webhook-signature': wh.sign(msgId, now, body),
-      },
-      body,
-      redirect: 'manual',
-    });
-    await res.arrayBuffer();
-    if (res.status >= 200 && res.status < 300) {
+    const status = await postSignedWebhook(wh, w.callback, `msg_${w.id}`, w.id, task);
+    if (status >= 200 && status < 300) {
       delivered++;
       return;
     }
-    throw new Error(`HTTP ${res.status}`);
+    throw new Error(`HTTP ${status}`);
   } catch {
     if (attempt >= 5) {
       failed++;

@@ -14,7 +14,7 @@
 import { parseArgs } from 'node:util';
 import PgBoss from 'pg-boss';
 import { Webhook } from 'standardwebhooks';
-import { FIRST_POLL_MS, TERMINAL, nextPollMs } from './lib.js';
+import { FIRST_POLL_MS, TERMINAL, nextPollMs, postSignedWebhook } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -79,22 +79,8 @@ async function pollOne(job: PgBoss.Job<PollData>): Promise<PgBoss.JobInsert | un
 
 async function deliverOne(job: PgBoss.Job<DeliverData>): Promise<void> {
   const { watchId, callback, task } = job.data;
-  const body = JSON.stringify({ type: `task.${task.status}`, timestamp: new Date().toISOString(), watch_id: watchId, metadata: {}, data: task });
-  const msgId = `msg_${job.id}`;
-  const now = new Date();
-  const res = await fetch(callback, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'webhook-id': msgId,
-      'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
-      'webhook-signature': wh.sign(msgId, now, body),
-    },
-    body,
-    redirect: 'manual',
-  });
-  await res.arrayBuffer();
-  if (res.status < 200 || res.status >= 300) throw new Error(`receiver answered HTTP ${res.status}`);
+  const status = await postSignedWebhook(wh, callback, `msg_${job.id}`, watchId, task);
+  if (status < 200 || status >= 300) throw new Error(`receiver answered HTTP ${status}`);
   delivered++;
 }
 

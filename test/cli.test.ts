@@ -1,7 +1,6 @@
 // The `taskhook` CLI as a user runs it: `node bin/taskhook.js …` child processes
 // against a running gateway (in this process), judged by their output and exit code;
 // `listen` forwarding a real event to a verifying receiver; and `npm run demo`.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,62 +9,17 @@ import { buildProgram } from '../src/cli/program.js';
 import { startStack, type Stack } from './support/gateway.js';
 import { startReceiver, type Receiver } from './support/receiver.js';
 import { TEST_API_KEY, TEST_SIGNING_SECRET } from './support/env.js';
-import { freePort } from './support/process.js';
+import { freePort, spawnCli, type CliChild as Child, type CliRun as Run } from './support/process.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const ADMIN_TOKEN = 'admin_token_0123456789abcdef';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-interface Child {
-  stdout: () => string;
-  stderr: () => string;
-  waitFor(pred: (out: { stdout: string; stderr: string }) => boolean, timeoutMs?: number): Promise<void>;
-  stop(signal?: NodeJS.Signals): Promise<Run>;
-  exited: Promise<Run>;
-}
-
-function start(args: string[], env: Record<string, string> = {}, argv0: string[] = [path.join(ROOT, 'bin/taskhook.js')]): Child {
-  const child = spawn(process.execPath, [...argv0, ...args], {
-    cwd: ROOT,
-    // nothing of the server environment: client commands need only TASKHOOK_URL and a key
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<Run>((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
-  return {
-    stdout: () => stdout,
-    stderr: () => stderr,
-    async waitFor(pred, timeoutMs = 20_000) {
-      const until = Date.now() + timeoutMs;
-      while (!pred({ stdout, stderr })) {
-        if (child.exitCode !== null) throw new Error(`taskhook ${args.join(' ')} exited ${child.exitCode}:\n${stdout}${stderr}`);
-        if (Date.now() > until) throw new Error(`taskhook ${args.join(' ')}: condition not met within ${timeoutMs} ms:\n${stdout}${stderr}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    },
-    async stop(signal = 'SIGINT') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
-    exited,
-  };
-}
 
 let s: Stack;
 let env: Record<string, string>;
 
 /** Runs `taskhook …` to its end (as the default tenant unless env says otherwise). */
 async function taskhook(args: string[], extra: Record<string, string> = {}, timeoutMs = 30_000): Promise<Run> {
-  const c = start(args, { ...env, ...extra });
+  const c = spawnCli(args, { ...env, ...extra });
   const timer = setTimeout(() => void c.stop('SIGKILL'), timeoutMs);
   const r = await c.exited;
   clearTimeout(timer);
@@ -84,7 +38,7 @@ function expectOneLineError(r: Run, code: number, pattern: RegExp) {
 
 let demo: Child;
 beforeAll(async () => {
-  demo = start([], { LOG_LEVEL: 'silent' }, ['--import', 'tsx', path.join(ROOT, 'src/demo.ts')]);
+  demo = spawnCli([], { LOG_LEVEL: 'silent' }, ['--import', 'tsx', path.join(ROOT, 'src/demo.ts')]);
   s = await startStack({ TASKHOOK_ADMIN_TOKEN: ADMIN_TOKEN });
   env = { TASKHOOK_URL: s.gateway.url!, TASKHOOK_API_KEY: TEST_API_KEY };
 });
@@ -257,7 +211,7 @@ describe('listen --forward-to', () => {
   });
 
   it('re-POSTs a real event, byte for byte and verifiably signed, to a local URL; keeps going when that URL fails', async () => {
-    const listen = start(['listen', '--forward-to', `${local.url}/fwd`], env);
+    const listen = spawnCli(['listen', '--forward-to', `${local.url}/fwd`], env);
     try {
       await listen.waitFor(({ stderr }) => /listening for events on /.test(stderr));
       expect(listen.stderr()).toBe(`taskhook: listening for events on ${s.gateway.url}, forwarding to ${local.url}/fwd (Ctrl-C to stop)\n`);

@@ -1,53 +1,27 @@
 // `taskhook doctor` and `taskhook migrate --check` as an operator runs them: child
 // processes against a real database and the simulated upstream, judged by their
 // table and exit code.
-import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import path from 'node:path';
-import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimUpstream, type SimUpstream } from '../src/sim/server.js';
 import { createTestDb, type TestDb } from './support/db.js';
 import { testEnv } from './support/env.js';
-import { withDatabase } from './support/global-setup.js';
+import { freePort, spawnCli, type CliRun } from './support/process.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
-
-function taskhook(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/taskhook.js'), ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`taskhook ${args.join(' ')} did not exit within ${timeoutMs} ms:\n${stdout}${stderr}`));
+/** `taskhook <args>` to its end; SIGKILLed (and the test failed) past `timeoutMs`. */
+async function taskhook(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliRun> {
+  const c = spawnCli(args, env);
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void c.stop('SIGKILL');
+      reject(new Error(`taskhook ${args.join(' ')} did not exit within ${timeoutMs} ms:\n${c.stdout()}${c.stderr()}`));
     }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
   });
-}
-
-/** A database with nothing in it: no migrations applied. Dropped in afterAll (and by global teardown if leaked). */
-async function createEmptyDb(): Promise<{ url: string; drop(): Promise<void> }> {
-  const adminUrl = inject('adminUrl');
-  const name = `${inject('templateDb').replace('_tpl_', '_t_')}_empty_${randomBytes(4).toString('hex')}`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${name}`);
-  return {
-    url: withDatabase(adminUrl, name),
-    async drop() {
-      await admin.unsafe(`drop database if exists ${name} with (force)`);
-      await admin.end();
-    },
-  };
+  try {
+    return await Promise.race([c.exited, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The line of one check in the doctor's table. */
@@ -95,7 +69,7 @@ describe('taskhook doctor', () => {
   });
 
   it('✗ migrations pending and exit 1 on a database without migrations', async () => {
-    const empty = await createEmptyDb();
+    const empty = await createTestDb({ empty: true });
     drops.push(empty.drop);
     const r = await taskhook(['doctor'], testEnv(empty.url, upstream.url));
     expect(r.code, r.stdout + r.stderr).toBe(1);
@@ -105,7 +79,6 @@ describe('taskhook doctor', () => {
   });
 
   it('✗ database and exit 1 when the database is unreachable, without hanging', async () => {
-    const { freePort } = await import('./support/process.js');
     const r = await taskhook(['doctor'], testEnv(`postgres://postgres@127.0.0.1:${await freePort()}/none`, upstream.url));
     expect(r.code, r.stdout + r.stderr).toBe(1);
     expect(line(r.stdout, 'database')).toMatch(/✗ database\s+unreachable/);
@@ -115,7 +88,7 @@ describe('taskhook doctor', () => {
 
 describe('taskhook migrate --check', () => {
   it('exits 1 on an empty database, and 0 once `taskhook migrate` has run', async () => {
-    const empty = await createEmptyDb();
+    const empty = await createTestDb({ empty: true });
     drops.push(empty.drop);
     const env = testEnv(empty.url, upstream.url);
 

@@ -17,6 +17,7 @@ import { createSecretBox, keyId } from '../src/tenancy/secret-box.js';
 import { startStack, type Stack } from './support/gateway.js';
 import { startReceiver, type Receiver } from './support/receiver.js';
 import { TEST_API_KEY, testEnv } from './support/env.js';
+import type { CreatedTenant } from '../src/tenancy/store.js';
 
 const ADMIN_TOKEN = 'admin_token_0123456789abcdef';
 const KEY_A = Buffer.alloc(32, 7); // the test stack's TASKHOOK_ENCRYPTION_KEY
@@ -36,14 +37,7 @@ function expectProblem(res: { status: number; headers: Headers; json: any; text:
   expect(res.json).toMatchObject({ status, type: expect.any(String), title: expect.any(String), detail: expect.any(String) });
 }
 
-interface Created {
-  tenant_id: string;
-  name: string;
-  api_key: string;
-  signing_secret: string;
-  upstream_base_url: string;
-  created_at: string;
-}
+type Created = CreatedTenant;
 
 async function createTenant(s: Stack, body: Record<string, unknown>): Promise<Created> {
   const res = await withKey(s, ADMIN_TOKEN)('/v1/admin/tenants', { body });

@@ -191,6 +191,19 @@ export function createPoller(o: PollerOptions) {
     });
   }
 
+  /**
+   * The outbox rows of one batch, from a CTE `ws` of (id, tenant_id, callback_url, metadata,
+   * head) per watch: a webhook id, the origin the per-endpoint caps count, and the body as
+   * outbox.ts describes it, upstream's JSON (`data`) spliced in verbatim. Returns 1 per row.
+   */
+  const outboxInsert = (type: ReturnType<Sql>, terminal: boolean, data: ReturnType<Sql>, where: ReturnType<Sql> = sql``) => sql`
+    insert into deliveries (id, tenant_id, watch_id, event_type, terminal, callback_url, endpoint, payload)
+    select ${outboxIdPrefix(new Date(now()))} || substr(md5(gen_random_uuid()::text), 1, 16), tenant_id, id, ${type}, ${terminal}, callback_url,
+           substring(callback_url from '^[a-z][a-z0-9+.-]*://[^/?#]+'),
+           head || id || '","metadata":' || metadata::text || ',"data":' || ${data} || '}'
+      from ws ${where}
+    returning 1`;
+
   interface Finish {
     id: number;
     token: string;
@@ -233,12 +246,7 @@ export function createPoller(o: PollerOptions) {
          where w.status = 'watching'
          for update of w
       ), ins as (
-        insert into deliveries (id, tenant_id, watch_id, event_type, terminal, callback_url, endpoint, payload)
-        select ${outboxIdPrefix(new Date(now()))} || substr(md5(gen_random_uuid()::text), 1, 16), tenant_id, id, type, true, callback_url,
-               substring(callback_url from '^[a-z][a-z0-9+.-]*://[^/?#]+'),
-               head || id || '","metadata":' || metadata::text || ',"data":' || data || '}'
-          from ws where subscribed
-        returning 1
+        ${outboxInsert(sql`type`, true, sql`data`, sql`where subscribed`)}
       ), moved as (
         -- a watch that did not subscribe to this outcome has nothing left to send
         update watches w set status = case when ws.subscribed then 'delivering' else 'delivered' end, updated_at = now()
@@ -311,12 +319,7 @@ export function createPoller(o: PollerOptions) {
       ), flagged as (
         update watches w set processing_sent = true, updated_at = now() from ws where w.id = ws.id
       ), ins as (
-        insert into deliveries (id, tenant_id, watch_id, event_type, terminal, callback_url, endpoint, payload)
-        select ${outboxIdPrefix(new Date(now()))} || substr(md5(gen_random_uuid()::text), 1, 16), tenant_id, id, 'task.processing', false, callback_url,
-               substring(callback_url from '^[a-z][a-z0-9+.-]*://[^/?#]+'),
-               head || id || '","metadata":' || metadata::text || ',"data":' || raw || '}'
-          from ws
-        returning 1
+        ${outboxInsert(sql`'task.processing'`, false, sql`raw`)}
       )
       select (select count(*)::int from ins) as enqueued`;
     if ((row?.enqueued ?? 0) > 0) o.onEnqueued?.();

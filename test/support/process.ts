@@ -52,3 +52,51 @@ export async function spawnGateway(env: Record<string, string>, timeoutMs = 30_0
     },
   };
 }
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliChild {
+  stdout: () => string;
+  stderr: () => string;
+  waitFor(pred: (out: { stdout: string; stderr: string }) => boolean, timeoutMs?: number): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<CliRun>;
+  exited: Promise<CliRun>;
+}
+
+/**
+ * `node bin/taskhook.js <args>` (or `argv0` instead of bin/taskhook.js) with nothing of this
+ * process's environment but PATH and HOME: output collected, await `exited` or `stop()`.
+ */
+export function spawnCli(args: string[], env: Record<string, string> = {}, argv0: string[] = [path.join(ROOT, 'bin/taskhook.js')]): CliChild {
+  const child = spawn(process.execPath, [...argv0, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<CliRun>((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+  return {
+    stdout: () => stdout,
+    stderr: () => stderr,
+    async waitFor(pred, timeoutMs = 20_000) {
+      const until = Date.now() + timeoutMs;
+      while (!pred({ stdout, stderr })) {
+        if (child.exitCode !== null) throw new Error(`taskhook ${args.join(' ')} exited ${child.exitCode}:\n${stdout}${stderr}`);
+        if (Date.now() > until) throw new Error(`taskhook ${args.join(' ')}: condition not met within ${timeoutMs} ms:\n${stdout}${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    async stop(signal = 'SIGINT') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+    exited,
+  };
+}
