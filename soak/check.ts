@@ -81,6 +81,12 @@ export function dist(xs: number[]): Dist {
 
 const count = (m: Record<string, number>, k: string, n = 1) => (m[k] = (m[k] ?? 0) + n);
 
+const within = (t: number, fs: Fault[], before: number, after: number) => fs.some((f) => !f.skipped && t >= f.start - before && t <= f.end + after);
+/** an acknowledgement at `t` may have gone unrecorded because of a crash-kind fault */
+export const inCrashWindow = (h: History, t: number) => within(t, h.faults.filter((f) => f.crash), UNRECORDED_ACK_MS, 1_000);
+/** a poll at `t` may be another process's takeover of work a faulted one held */
+export const inTakeoverWindow = (h: History, t: number, cfg: CheckConfig) => within(t, h.faults.filter((f) => f.takeover), 1_000, cfg.takeoverSlackMs);
+
 /** The event the upstream script makes a watch end with. */
 export function expectedEvent(r: Registered): { type: string; code?: string } {
   switch (r.plan.kind) {
@@ -144,9 +150,6 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
   }
 
   const tenantOfKey = new Map(h.upstreamKeys.map((k, t) => [k, t]));
-  const crash = h.faults.filter((f) => f.crash && !f.skipped);
-  const takeover = h.faults.filter((f) => f.takeover && !f.skipped);
-  const inWindow = (t: number, fs: Fault[], before: number, after: number) => fs.some((f) => t >= f.start - before && t <= f.end + after);
 
   // --- the upstream's log: per (tenant, task) polls, answers served, first terminal answer ------
   const polls = new Map<string, Array<[number, number, string | null]>>();
@@ -292,7 +295,7 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
     if (acked.length <= 1) continue;
     const extra = acked.length - 1;
     if (w.info.redelivered && w.type !== 'task.processing') dups.redelivered += extra;
-    else if (acked.slice(0, -1).some((r) => inWindow(r.at, crash, UNRECORDED_ACK_MS, 1_000))) dups.inCrashWindows += extra;
+    else if (acked.slice(0, -1).some((r) => inCrashWindow(h, r.at))) dups.inCrashWindows += extra;
     else if (acked.slice(0, -1).every((r) => missedAck(id, r))) dups.afterTimeout += extra;
     else {
       dups.outsideCrashWindows += extra;
@@ -398,7 +401,7 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
       const [b] = list[i]!;
       if (b - a >= cfg.minPollGapMs - CLOCK_SLACK_MS) continue;
       if (regs.some((t) => t >= a - 500 && t <= b)) continue; // a new watch of the task: its first poll
-      if (inWindow(a, takeover, 1_000, cfg.takeoverSlackMs) || inWindow(b, takeover, 1_000, cfg.takeoverSlackMs)) {
+      if (inTakeoverWindow(h, a, cfg) || inTakeoverWindow(h, b, cfg)) {
         tooCloseInTakeover++;
         continue;
       }
@@ -429,7 +432,7 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
     const first = list.find((p) => p[2] === hash)?.[0];
     if (first === undefined) continue;
     const ms = ack.at - first;
-    const during = inWindow(first, anyFault, 0, 0);
+    const during = within(first, anyFault, 0, 0);
     if (healthy) (during ? lag.healthyFault : lag.healthy).push(ms);
     else (during ? lag.sharedFault : lag.shared).push(ms);
   }

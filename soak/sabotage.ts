@@ -2,15 +2,16 @@
 // promise the way a broken gateway would (a webhook lost, a byte of data changed, a
 // duplicate under a new webhook-id, …). Every run checks each of them after its own
 // check, so a checker that stopped seeing a kind of failure fails the run.
-import type { Fault, History } from './history.js';
+import type { History } from './history.js';
 import type { Receipt } from './receivers.js';
+import { inCrashWindow, inTakeoverWindow, type CheckConfig } from './check.js';
 
 export interface Sabotage {
   name: string;
   what: string;
   /** the checker must report a violation of this rule */
   rule: string;
-  apply(h: History): History | undefined;
+  apply(h: History, cfg: CheckConfig): History | undefined;
 }
 
 const typeOf = (r: Receipt) => {
@@ -20,18 +21,17 @@ const typeOf = (r: Receipt) => {
     return '';
   }
 };
-const calm = (h: History, t: number) => !h.faults.some((f: Fault) => f.crash && t >= f.start - 5_000 && t <= f.end + 30_000);
 const ackedTerminal = (h: History) => h.receipts.filter((r) => r.answer === 'ack' && /^task\.(completed|failed|cancelled)$/.test(typeOf(r)));
 const withReceipts = (h: History, receipts: Receipt[]): History => ({ ...h, receipts });
 
-/** an acknowledged terminal webhook of a watch that got exactly one request, the API says delivered, never redelivered */
-function plainDelivered(h: History): Receipt | undefined {
+/** an acknowledged terminal webhook of a watch that got exactly one request, the API says delivered, never redelivered (`calm`: and no crash around it) */
+function plainDelivered(h: History, calm = false): Receipt | undefined {
   const redelivered = new Set(h.redeliveries.map((r) => r.watchId));
   const perId = new Map<string, number>();
   for (const r of h.receipts) perId.set(r.id, (perId.get(r.id) ?? 0) + 1);
   return ackedTerminal(h).find((r) => {
     const watch = JSON.parse(r.body).watch_id as string;
-    return perId.get(r.id) === 1 && !redelivered.has(watch) && h.api.get(watch)?.status === 'delivered' && calm(h, r.at);
+    return perId.get(r.id) === 1 && !redelivered.has(watch) && h.api.get(watch)?.status === 'delivered' && !(calm && inCrashWindow(h, r.at));
   });
 }
 
@@ -71,7 +71,7 @@ export const SABOTAGES: Sabotage[] = [
     what: 'a delivered webhook acknowledged twice, far from any crash',
     rule: 'duplicate',
     apply(h) {
-      const r = plainDelivered(h);
+      const r = plainDelivered(h, true);
       return r && withReceipts(h, [...h.receipts, { ...r, at: r.at + 50 }]);
     },
   },
@@ -107,11 +107,11 @@ export const SABOTAGES: Sabotage[] = [
     name: 'poll-storm',
     what: 'a task polled twice 10 ms apart in a calm stretch',
     rule: 'poll interval',
-    apply(h) {
+    apply(h, cfg) {
       const lastReg = new Map<string, number>();
       for (const r of h.registered) lastReg.set(r.plan.taskId, Math.max(lastReg.get(r.plan.taskId) ?? 0, r.doneAt));
       const p = h.sim.polls.find(
-        (x) => x[3] === 200 && x[0] > (lastReg.get(x[1]) ?? Infinity) + 1_000 && calm(h, x[0]) && !h.faults.some((f) => f.takeover && x[0] >= f.start - 5_000 && x[0] <= f.end + 30_000),
+        (x) => x[3] === 200 && x[0] > (lastReg.get(x[1]) ?? Infinity) + 1_000 && !inTakeoverWindow(h, x[0], cfg) && !inTakeoverWindow(h, x[0] + 10, cfg),
       );
       if (!p) return undefined;
       return { ...h, sim: { ...h.sim, polls: [...h.sim.polls, [p[0] + 10, p[1], p[2], p[3], p[4]]] } };
