@@ -9,7 +9,7 @@
 // breaker that defers an endpoint's queue when it keeps failing: one slow or dead
 // receiver, or one tenant's backlog, can't hold up everyone else's webhooks.
 import type { Sql } from '../db/client.js';
-import { Breaker } from '../engine/breaker.js';
+import { Breaker, overranDeadline } from '../engine/breaker.js';
 import { ClaimLoop } from '../engine/loop.js';
 import { noFaults, type Fault } from '../faults.js';
 import type { TenantDirectory } from '../tenancy/directory.js';
@@ -255,6 +255,7 @@ export function createDeliverer(o: DelivererOptions) {
 
   async function trackEndpointHealth(endpoint: string, result: SendResult) {
     const out = result.outcome;
+    if (out.kind === 'error' && overranDeadline(result.durationMs, o.deliveryTimeoutMs)) return; // we were paused, not the receiver
     if (out.kind === 'response' && out.status < 500 && out.status !== 429) {
       breaker.success(endpoint); // reachable and answering, even if it said no
       return;
