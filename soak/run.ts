@@ -152,6 +152,12 @@ const env: Record<string, string> = {
 const procs = Array.from({ length: opts.processes }, (_, i) => new GatewayProc(i, env, runDir));
 let exitCode = 2;
 let receiversClose: (() => Promise<void>) | undefined;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping every process this run started (seed ${opts.seed})`);
+    void shutdown().finally(() => process.exit(130));
+  });
+}
 try {
   await procs[0]!.start(); // migrates first, alone
   await Promise.all(procs.slice(1).map((p) => p.start()));
@@ -311,6 +317,10 @@ try {
 } catch (err) {
   process.stderr.write(`soak: could not run: ${(err as Error).stack ?? String(err)}\nseed ${opts.seed}; gateway logs in ${runDir}\n`);
 } finally {
+  await shutdown();
+}
+
+async function shutdown(): Promise<void> {
   await Promise.all(procs.map((p) => p.kill()));
   await sim.child.stop();
   await receiversClose?.();
