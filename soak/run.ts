@@ -178,8 +178,8 @@ try {
   receiversClose = receivers.close;
   log(`started: ${procs.length} gateways, sim ${sim.url}, receivers ${receivers.origins.join(' ')}`);
   const progress = setInterval(() => {
-    const up = procs.map((p) => p.state[0]).join('');
-    log(`${((Date.now() - t0) / 1000).toFixed(0)} s: ${registered.filter((r) => r.id).length} registered, ${receivers.receipts.length} webhook requests, ${faults.length} faults, processes ${up}`);
+    const up = procs.map((p) => ({ running: 'r', starting: 's', stopped: 'S', dead: 'd' })[p.state]).join('');
+    log(`${((Date.now() - t0) / 1000).toFixed(0)} s: ${registered.filter((r) => r.id).length} registered, ${receivers.receipts.length} webhook requests, ${faults.length} faults, processes ${up} (r running, S stopped, s starting, d down)`);
   }, 15_000);
 
   const nemesis = new Nemesis({
