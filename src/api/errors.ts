@@ -57,7 +57,7 @@ export function onError(log: Logger) {
     // retry is the thing to do. Not "not applied": a commit may have landed before the loss.
     if (isConnectionError(err)) {
       log.warn({ err, path: c.req.path }, 'database unreachable');
-      return problem(c, new ApiError(503, 'unavailable', 'Service unavailable', 'the database is unreachable right now; retry shortly (every write here is safe to retry)', { 'retry-after': '1' }));
+      return problem(c, new ApiError(503, 'unavailable', 'Service unavailable', 'the database is unreachable right now; retry shortly', { 'retry-after': '1' }));
     }
     log.error({ err, path: c.req.path }, 'unhandled error');
     return problem(c, new ApiError(500, 'internal', 'Internal error', 'something went wrong on our side; the request was not applied'));
