@@ -4,7 +4,7 @@
 // with its /_sim admin routes) and N gateway processes (`node bin/taskhook.js serve`)
 // it can SIGKILL, SIGSTOP/SIGCONT, SIGTERM and start again. Each gateway's output
 // goes to a log file in the run directory.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -74,9 +74,13 @@ export async function startPg(o: { dir: string; serverUrl?: string; restartCmd?:
     restartNote: cmd ? `server restarted by: ${cmd}` : 'server not restarted (no --pg-restart-cmd): restarts are skipped, backends are still terminated',
     async restart() {
       if (!cmd) return;
-      await new Promise<void>((resolve, reject) =>
-        execFile('sh', ['-c', cmd], { timeout: 120_000 }, (err, _out, stderr) => (err ? reject(new Error(`${cmd}: ${stderr || err.message}`)) : resolve())),
-      );
+      // stdio ignored and 'exit' awaited: a restarted postmaster inherits the command's
+      // stdout, so waiting for the output to close would wait for the server to stop
+      const child = spawn('sh', ['-c', cmd], { stdio: 'ignore' });
+      const t = setTimeout(() => child.kill('SIGKILL'), 120_000);
+      const [code] = (await once(child, 'exit')) as [number | null];
+      clearTimeout(t);
+      if (code !== 0) throw new Error(`${cmd} exited ${code}`);
     },
     terminateBackends: () => terminate(sql),
     sql,

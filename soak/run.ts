@@ -247,11 +247,28 @@ try {
       cursor = r.json.next_cursor ?? '';
     } while (cursor);
   }
+  // Every watch's attempts in a short run; in a big one, those of every watch whose receiver
+  // saw anything but one clean 2xx (the ones the checker's duplicate and attempt rules need),
+  // plus one in ten of the rest (a GET per watch on a loaded box takes minutes at 20,000).
   const attempts = new Map<string, Attempt[]>();
-  const ids = [...views.values()];
-  for (let i = 0; i < ids.length; i += 16) {
+  const perWatch = new Map<string, { n: number; clean: boolean }>();
+  for (const r of receivers.receipts) {
+    const id = /"watch_id":"(wat_[0-9a-z]+)"/.exec(r.body)?.[1];
+    if (!id) continue;
+    const e = perWatch.get(id) ?? { n: 0, clean: true };
+    e.n++;
+    if (r.answer !== 'ack') e.clean = false;
+    perWatch.set(id, e);
+  }
+  const sampled = views.size <= 5_000;
+  const ids = [...views.values()].filter((w, i) => {
+    const e = perWatch.get(w.id);
+    return sampled || !e || !e.clean || e.n > 1 || w.status !== 'delivered' || i % 10 === 0;
+  });
+  log(`reading the delivery attempts of ${ids.length} of ${views.size} watches`);
+  for (let i = 0; i < ids.length; i += 32) {
     await Promise.all(
-      ids.slice(i, i + 16).map(async (w) => {
+      ids.slice(i, i + 32).map(async (w) => {
         const r = await api.call('GET', `/v1/watches/${w.id}/deliveries`, gatewayKeys[w.tenant]!);
         if (r.status === 200) attempts.set(w.id, r.json.data as Attempt[]);
       }),
