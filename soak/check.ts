@@ -209,16 +209,17 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
       const current = known.length ? known[known.length - 1]!.secret : 0;
       const previous = known.length >= 2 ? known[known.length - 2]!.secret : 0;
       if (!r.verifiedBy.includes(current) && !r.verifiedBy.includes(previous)) {
-        v('signature', `${where}: verifies only with secret(s) #${r.verifiedBy.join(',')} of tenant ${r.tenant}, not with the current (#${current}) or previous (#${previous}) one`, info);
+        v('signature', `${where}: verifies only with secret(s) #${r.verifiedBy.join(',')} of tenant ${r.tenant}, not with the current (#${current}) or previous (#${previous}) one (rotations done at ${known.map((x) => rel(x.doneAt)).join(', ')}; signed ${rel(r.ts * 1000)})`, info);
       }
-      const settled = rs.filter((x) => x.doneAt + cfg.rotationLagMs <= r.ts * 1000);
+      const signedAt = r.ts * 1000;
+      const settled = rs.filter((x) => x.doneAt + cfg.rotationLagMs <= signedAt);
       if (settled.length) {
         const last = settled[settled.length - 1]!;
-        const before = settled.length >= 2 ? settled[settled.length - 2]!.secret : 0;
-        // a rotation that got no answer may have made a secret we never saw the previous one
-        const unsure = h.lostRotations.some((x) => x.tenant === r.tenant && x.sentAt <= r.at);
-        if (!r.verifiedBy.includes(last.secret)) v('rotation', `${where}: signed ${rel(r.ts * 1000)}, more than ${cfg.rotationLagMs / 1000} s after tenant ${r.tenant}'s rotation at ${rel(last.doneAt)}, without the new secret's signature`, info);
-        else if (!unsure && !r.verifiedBy.includes(before)) v('rotation', `${where}: within 24 h of tenant ${r.tenant}'s rotation, without the previous secret's signature`, info);
+        const before = rs[rs.indexOf(last) - 1]?.secret ?? 0;
+        // a rotation begun since (or one that got no answer) may already have dropped `before`
+        const newer = rs.some((x) => x.sentAt > last.sentAt && x.sentAt <= signedAt) || h.lostRotations.some((x) => x.tenant === r.tenant && x.sentAt <= signedAt);
+        if (!r.verifiedBy.includes(last.secret)) v('rotation', `${where}: signed ${rel(signedAt)}, more than ${cfg.rotationLagMs / 1000} s after tenant ${r.tenant}'s rotation at ${rel(last.doneAt)}, without the new secret's signature (verified by #${r.verifiedBy.join(',')})`, info);
+        else if (!newer && !r.verifiedBy.includes(before)) v('rotation', `${where}: within 24 h of tenant ${r.tenant}'s rotation at ${rel(last.doneAt)}, without the previous secret's (#${before}) signature (verified by #${r.verifiedBy.join(',')})`, info);
       }
     }
 

@@ -40,6 +40,7 @@ const HELP = `npm run soak -- [options]
   --pg-restart-cmd CMD  with DATABASE_URL: a shell command restarting that server (else restarts are skipped)
   --log-level L         the gateways' LOG_LEVEL (default warn; logs go to soak/results/<run>/)
   --keep                keep the database (and the embedded one's directory) afterwards
+  --recheck DIR         run the checker again on a finished run's soak/results/<run>/history.json
   --help
 
 DATABASE_URL unset: an embedded Postgres in a temp dir; set: that server, on a fresh
@@ -62,6 +63,7 @@ const { values: a } = parseArgs({
     'pg-restart-cmd': { type: 'string' },
     'log-level': { type: 'string' },
     keep: { type: 'boolean' },
+    recheck: { type: 'string' },
     help: { type: 'boolean' },
   },
 });
@@ -101,6 +103,13 @@ const DEFAULT_SECRET = 'whsec_c29ha3NvYWtzb2Frc29ha3NvYWtzb2Frc29haw==';
 const quiesceTimeoutMs = num(a['quiesce-timeout'], 300) * 1000;
 
 const log = (line: string) => process.stdout.write(`soak: ${line}\n`);
+if (a.recheck) {
+  const saved = JSON.parse(fs.readFileSync(path.join(a.recheck, 'history.json'), 'utf8')) as History & { api: Array<[string, WatchView]>; attempts: Array<[string, Attempt[]]>; cfg: CheckConfig };
+  const history: History = { ...saved, api: new Map(saved.api), attempts: new Map(saved.attempts) };
+  const { violations } = judge(history, saved.cfg);
+  if (violations.length) process.stdout.write(`\n${failureReport(history, violations)}\n`);
+  process.exit(violations.length ? 1 : 0);
+}
 const runName = `${new Date().toISOString().replace(/[:.]/g, '-')}-seed${opts.seed}`;
 const runDir = path.join(ROOT, 'soak', 'results', runName);
 fs.mkdirSync(runDir, { recursive: true });
@@ -290,20 +299,8 @@ try {
     rotationLagMs: 30_000,
     deliveryTimeoutMs: opts.deliveryTimeoutS * 1000,
   };
-  const { violations, figures } = check(history, cfg);
-  if (quietAt === undefined) violations.unshift({ rule: 'quiescence', detail: `not every watch ended within ${quiesceTimeoutMs / 1000} s of healing` });
-
-  // the checker can fail: each sabotaged copy of this history must be caught
-  const sabotage = SABOTAGES.map((s) => {
-    const doctored = s.apply(history, cfg);
-    if (!doctored) return { name: s.name, caught: null as boolean | null };
-    const caught = check(doctored, cfg).violations.some((x) => x.rule === s.rule);
-    if (!caught) violations.push({ rule: 'checker', detail: `sabotage "${s.name}" (${s.what}) went unnoticed: no ${s.rule} violation` });
-    return { name: s.name, caught };
-  });
-
-  process.stdout.write(`\n${table(figures, opts.seed, violations)}\n`);
-  process.stdout.write(`  checker self-test         ${sabotage.map((s) => `${s.name} ${s.caught === null ? 'n/a' : s.caught ? 'caught' : 'MISSED'}`).join(', ')}\n`);
+  fs.writeFileSync(path.join(runDir, 'history.json'), JSON.stringify({ ...history, api: [...history.api], attempts: [...history.attempts], cfg }));
+  const { violations, figures, sabotage } = judge(history, cfg);
   const outFile = path.join(runDir, 'report.json');
   fs.writeFileSync(
     outFile,
@@ -316,7 +313,8 @@ try {
         timeline: { t0: new Date(t0).toISOString(), healAfterMs: healAt - t0, quiescenceMs: figures.quiescenceMs },
         figures,
         sabotage,
-        violations: violations.slice(0, 500),
+        // at most 100 of each rule, so one noisy rule can't hide the others
+        violations: violations.filter(((seen) => (x: { rule: string }) => (seen[x.rule] = (seen[x.rule] ?? 0) + 1) <= 100)({} as Record<string, number>)),
         faults: faults.map((f) => ({ ...f, start: f.start - t0, end: f.end - t0 })),
       },
       null,
@@ -335,6 +333,25 @@ try {
   process.stderr.write(`soak: could not run: ${(err as Error).stack ?? String(err)}\nseed ${opts.seed}; gateway logs in ${runDir}\n`);
 } finally {
   await shutdown();
+}
+
+/** The checker on a history, its self-test on sabotaged copies, and the table. */
+function judge(history: History, cfg: CheckConfig) {
+  const { violations, figures } = check(history, cfg);
+  if (history.quietAt === undefined) violations.unshift({ rule: 'quiescence', detail: 'not every watch ended within the quiescence bound' });
+
+  // the checker can fail: each sabotaged copy of this history must be caught
+  const sabotage = SABOTAGES.map((s) => {
+    const doctored = s.apply(history, cfg);
+    if (!doctored) return { name: s.name, caught: null as boolean | null };
+    const caught = check(doctored, cfg).violations.some((x) => x.rule === s.rule);
+    if (!caught) violations.push({ rule: 'checker', detail: `sabotage "${s.name}" (${s.what}) went unnoticed: no ${s.rule} violation` });
+    return { name: s.name, caught };
+  });
+
+  process.stdout.write(`\n${table(figures, history.seed, violations)}\n`);
+  process.stdout.write(`  checker self-test         ${sabotage.map((s) => `${s.name} ${s.caught === null ? 'n/a' : s.caught ? 'caught' : 'MISSED'}`).join(', ')}\n`);
+  return { violations, figures, sabotage };
 }
 
 async function shutdown(): Promise<void> {
