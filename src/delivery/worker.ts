@@ -308,8 +308,11 @@ export function createDeliverer(o: DelivererOptions) {
     // Paused (SIGSTOP, a long GC) or queued behind a slow endpoint until the lease could run
     // out mid-attempt? Don't send; hand the row back if it is still ours (else it is the
     // next owner's already).
-    if (now() - d.claimed_at > leaseMs - o.deliveryTimeoutMs) {
-      log.warn({ delivery: d.id }, 'lease ran out before sending; not sending');
+    // Stopping (SIGTERM): a send not begun yet is handed back, not begun. Begun after the drain
+    // deadline had handed its lease to another process, it would be sent twice (found by the soak).
+    const stopping = loop.stopping;
+    if (stopping || now() - d.claimed_at > leaseMs - o.deliveryTimeoutMs) {
+      if (!stopping) log.warn({ delivery: d.id }, 'lease ran out before sending; not sending');
       metrics?.delivery('deferred', null);
       await sql`update deliveries set lease_token = null, attempts = greatest(attempts - 1, 0), next_attempt_at = now()
                 where id = ${d.id} and lease_token = ${d.lease_token}`;
