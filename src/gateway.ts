@@ -54,6 +54,7 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
     apiKey: cfg.apiKey,
     signingSecret: cfg.signingSecret,
     upstreamApiKey: cfg.upstreamApiKey,
+    warn: (msg) => log.warn(msg),
   });
   const tenants = new TenantDirectory(sql, box, { upstreamBaseUrl: cfg.upstreamBaseUrl });
   const policy = new AddressPolicy(cfg.allowPrivateCallbacks);
