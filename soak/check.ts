@@ -59,6 +59,8 @@ export interface Figures {
   duplicates: { inCrashWindows: number; afterTimeout: number; redelivered: number; outsideCrashWindows: number };
   /** how long our receivers took to answer an acknowledged request (they delay 0-40 ms on purpose) */
   receiverAnswerMs: Dist;
+  /** a request's webhook-timestamp (the gateway signing it) → our receiver reading it: high when this box is starved */
+  receiverReadLagMs: Dist;
   polls: { total: number; tasks: number; perTask: Dist; tooClose: number; tooCloseInTakeover: number };
   lag: { healthy: Dist & { duringFaults: Dist }; sharedHost: Dist & { duringFaults: Dist } };
   metadataVerbatim: { byteIdentical: number; of: number };
@@ -149,6 +151,11 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
     if (info && (r.http === 202 || r.http === 0 || r.http >= 500)) info.redelivered = true;
   }
 
+  const firstReg = new Map<string, number>();
+  for (const r of h.registered) {
+    const k = `${r.plan.tenant}\n${r.plan.taskId}`;
+    if (r.sentAt && r.sentAt < (firstReg.get(k) ?? Infinity)) firstReg.set(k, r.sentAt);
+  }
   const tenantOfKey = new Map(h.upstreamKeys.map((k, t) => [k, t]));
 
   // --- the upstream's log: per (tenant, task) polls, answers served, first terminal answer ------
@@ -249,7 +256,8 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
       v('webhook body', `${where}: unknown type`, info);
     } else {
       const late = plan.kind === 'late' && (info.reg.createdAt ?? Infinity) - info.reg.sentAt > cfg.notFoundGraceMs - 500;
-      const age = r.at - info.reg.sentAt;
+      // (the task's age counts from its first watch: a second one shares the first one's schedule)
+      const age = r.at - (firstReg.get(`${plan.tenant}\n${plan.taskId}`) ?? info.reg.sentAt);
       const codeOk = (code: string) =>
         code === exp.code || (code === 'watch_expired' && age >= cfg.maxWatchAgeMs) || (code === 'task_not_found' && late);
       if (body.type === 'watch.failed') {
@@ -268,22 +276,23 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
 
   // --- per webhook-id: one body, duplicates only from crash windows (or our own redelivery) ----------
   const dups = { inCrashWindows: 0, afterTimeout: 0, redelivered: 0, outsideCrashWindows: 0 };
-  // the attempts the gateway itself recorded as failed without an answer (timed out, connection lost)
-  const unanswered = new Map<string, Array<[number, number]>>();
+  // the attempts the gateway itself recorded as failed without an answer (timed out, connection lost),
+  // by the second they were signed in: a request carries its attempt's webhook-timestamp
+  const unanswered = new Map<string, Set<number>>();
   for (const list of h.attempts.values()) {
     for (const a of list) {
       if (a.response_status !== null) continue;
-      const at = Date.parse(a.attempted_at);
-      const spans = unanswered.get(a.webhook_id) ?? [];
-      spans.push([at, at + (a.duration_ms ?? 0)]);
-      unanswered.set(a.webhook_id, spans);
+      const set = unanswered.get(a.webhook_id) ?? new Set<number>();
+      set.add(Math.floor(Date.parse(a.attempted_at) / 1000));
+      unanswered.set(a.webhook_id, set);
     }
   }
-  // an acknowledgement the gateway did not see in time: it gave the attempt up (recording no
-  // answer) while our 2xx was on its way, or our receiver itself answered past the deadline
+  // an acknowledgement the gateway did not see in time: the request of an attempt it recorded
+  // as unanswered (our receiver, starved on a loaded box, may read a request seconds late),
+  // or one our receiver itself answered past the deadline
   const missedAck = (id: string, r: Receipt) =>
     (r.answeredAt !== undefined && r.answeredAt - r.at >= cfg.deliveryTimeoutMs - 250) ||
-    (unanswered.get(id) ?? []).some(([from, to]) => r.at >= from - CLOCK_SLACK_MS && r.at <= to + CLOCK_SLACK_MS);
+    [r.ts - 1, r.ts, r.ts + 1].some((s) => unanswered.get(id)?.has(s));
   const terminalIds = new Map<Info, Set<string>>();
   const processingIds = new Map<Info, Set<string>>();
   for (const [id, w] of byWebhook) {
@@ -296,7 +305,7 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
     if (acked.length <= 1) continue;
     const extra = acked.length - 1;
     if (w.info.redelivered && w.type !== 'task.processing') dups.redelivered += extra;
-    else if (acked.slice(0, -1).some((r) => inCrashWindow(h, r.at))) dups.inCrashWindows += extra;
+    else if (acked.slice(0, -1).some((r) => inCrashWindow(h, r.ts * 1000) || inCrashWindow(h, r.at))) dups.inCrashWindows += extra;
     else if (acked.slice(0, -1).every((r) => missedAck(id, r))) dups.afterTimeout += extra;
     else {
       dups.outsideCrashWindows += extra;
@@ -335,8 +344,9 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
     const acked = terminal.filter((r) => r.answer === 'ack');
     if (view.status === 'cancelled') {
       if (!info.cancelled) v('cancelled', 'cancelled, but the soak never cancelled it', info);
-      const late = acked.filter((r) => r.at > (info.cancelAt ?? 0) + cfg.cancelSlackMs);
-      if (late.length) v('cancelled', `webhook acknowledged ${rel(late[0]!.at)}, ${((late[0]!.at - info.cancelAt!) / 1000).toFixed(1)} s after the cancel`, info);
+      // by the time the gateway signed it (the webhook-timestamp), not when our receiver read it
+      const late = acked.filter((r) => r.ts * 1000 > (info.cancelAt ?? 0) + cfg.cancelSlackMs);
+      if (late.length) v('cancelled', `webhook sent ${rel(late[0]!.ts * 1000)}, ${((late[0]!.ts * 1000 - info.cancelAt!) / 1000).toFixed(1)} s after the cancel`, info);
       continue;
     }
     if (info.cancelled === 'yes') v('cancelled', `DELETE answered status cancelled, but it ended ${view.status}`, info);
@@ -385,10 +395,10 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
   }
 
   // --- polls: never closer than the contract's minimum, outside takeovers ------------------------
-  const regTimes = new Map<string, number[]>();
+  const regTimes = new Map<string, Array<[number, number]>>();
   for (const r of h.registered) {
     const k = `${r.plan.tenant}\n${r.plan.taskId}`;
-    regTimes.set(k, [...(regTimes.get(k) ?? []), r.sentAt, r.doneAt]);
+    regTimes.set(k, [...(regTimes.get(k) ?? []), [r.sentAt, r.doneAt || Infinity]]);
   }
   let tooClose = 0;
   let tooCloseInTakeover = 0;
@@ -401,7 +411,7 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
       const [a] = list[i - 1]!;
       const [b] = list[i]!;
       if (b - a >= cfg.minPollGapMs - CLOCK_SLACK_MS) continue;
-      if (regs.some((t) => t >= a - 500 && t <= b)) continue; // a new watch of the task: its first poll
+      if (regs.some(([from, to]) => from <= b && to >= a - 500)) continue; // a new watch of the task: its first poll
       if (inTakeoverWindow(h, a, cfg) || inTakeoverWindow(h, b, cfg)) {
         tooCloseInTakeover++;
         continue;
@@ -453,6 +463,7 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
     faults: { total: Object.values(faultsByKind).reduce((a, b) => a + b, 0), byKind: faultsByKind, skipped, crashWindowsMs: crashMs },
     webhooks: { requests: h.receipts.length, acked: byAnswer.ack ?? 0, byAnswer, byType },
     duplicates: dups,
+    receiverReadLagMs: dist(h.receipts.map((r) => r.at - r.ts * 1000)),
     receiverAnswerMs: dist(h.receipts.flatMap((r) => (r.answer === 'ack' && r.answeredAt !== undefined ? [r.answeredAt - r.at] : []))),
     polls: { total: h.sim.polls.length, tasks: polls.size, perTask: dist(perTask), tooClose, tooCloseInTakeover },
     lag: {

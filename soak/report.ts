@@ -23,6 +23,7 @@ export function table(f: Figures, seed: number, violations: Violation[]): string
     ['webhook types', kv(f.webhooks.byType)],
     ['duplicates', `${f.duplicates.inCrashWindows} in crash windows, ${f.duplicates.outsideCrashWindows} outside (must be 0), ${f.duplicates.afterTimeout} after an attempt the gateway timed out, ${f.duplicates.redelivered} from redeliveries asked for`],
     ['receivers answered 2xx in', `p50 ${ms(f.receiverAnswerMs.p50)}, p99 ${ms(f.receiverAnswerMs.p99)}, max ${ms(f.receiverAnswerMs.max)} (the soak's own receivers: a high figure means this machine was starved)`],
+    ['receivers read requests', `p50 ${ms(f.receiverReadLagMs.p50)}, p99 ${ms(f.receiverReadLagMs.p99)}, max ${ms(f.receiverReadLagMs.max)} after the gateway signed them (whole seconds: ±1 s)`],
     ['quiescence', f.quiescenceMs === null ? 'NOT REACHED' : `${ms(f.quiescenceMs)} from the last fault healed to every watch final`],
     ['lag, healthy URLs', `p50 ${ms(f.lag.healthy.p50)}, p99 ${ms(f.lag.healthy.p99)}, max ${ms(f.lag.healthy.max)} (n ${f.lag.healthy.n}); during faults max ${ms(f.lag.healthy.duringFaults.max)} (n ${f.lag.healthy.duringFaults.n})`],
     ['lag, healthy URL on a shared host', `p50 ${ms(f.lag.sharedHost.p50)}, p99 ${ms(f.lag.sharedHost.p99)}, max ${ms(f.lag.sharedHost.max)}; during faults max ${ms(f.lag.sharedHost.duringFaults.max)} (n ${f.lag.sharedHost.duringFaults.n})`],
