@@ -301,7 +301,8 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
     let set = ids.get(w.info);
     if (!set) ids.set(w.info, (set = new Set()));
     set.add(id);
-    const acked = w.receipts.filter((r) => r.answer === 'ack').sort((a, b) => a.at - b.at);
+    // in the order the gateway sent them (a starved receiver may read two requests out of order)
+    const acked = w.receipts.filter((r) => r.answer === 'ack').sort((a, b) => a.ts - b.ts || a.at - b.at);
     if (acked.length <= 1) continue;
     const extra = acked.length - 1;
     if (w.info.redelivered && w.type !== 'task.processing') dups.redelivered += extra;
