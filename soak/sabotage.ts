@@ -31,7 +31,7 @@ function plainDelivered(h: History, calm = false): Receipt | undefined {
   for (const r of h.receipts) perId.set(r.id, (perId.get(r.id) ?? 0) + 1);
   return ackedTerminal(h).find((r) => {
     const watch = JSON.parse(r.body).watch_id as string;
-    return perId.get(r.id) === 1 && !redelivered.has(watch) && h.api.get(watch)?.status === 'delivered' && !(calm && inCrashWindow(h, r.at));
+    return perId.get(r.id) === 1 && !redelivered.has(watch) && h.api.get(watch)?.status === 'delivered' && !(calm && (inCrashWindow(h, r.at) || inCrashWindow(h, r.ts * 1000)));
   });
 }
 
