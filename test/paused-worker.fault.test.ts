@@ -5,10 +5,10 @@
 // endpoint, and the deferral (shared by every process) held all deliveries to it for
 // 30 s. A failure that overran its own deadline now says the process was paused, not
 // that the receiver is broken, and opens no circuit.
-import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TEST_API_KEY } from './support/env.js';
 import { registerMany, startFleet, waitAllDelivered, type Fleet } from './support/fleet.js';
+import { processState } from './support/process.js';
 
 let f: Fleet | undefined;
 afterEach(async () => {
@@ -17,13 +17,6 @@ afterEach(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const stateOf = (pid: number) => {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2];
-  } catch {
-    return 'gone';
-  }
-};
 
 describe('a worker frozen with deliveries in flight', () => {
   it('wakes, retries them, and opens no circuit on the healthy receiver: the next webhook is not held back', async () => {
@@ -36,7 +29,7 @@ describe('a worker frozen with deliveries in flight', () => {
     await registerMany(f, [api], n, 1);
     await f.receiver.waitFor((all) => all.length >= n, 30_000);
     worker.child.kill('SIGSTOP');
-    for (let i = 0; stateOf(worker.child.pid!) !== 'T'; i++) {
+    for (let i = 0; processState(worker.child.pid!) !== 'T'; i++) {
       expect(i, 'the worker should be stopped').toBeLessThan(100);
       await sleep(10);
     }

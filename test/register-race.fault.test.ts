@@ -7,11 +7,10 @@
 // it ends. The race is made deterministic here: the worker freezes itself between the
 // upstream's terminal answer and its commit, and a trigger holds the registration's
 // transaction open while the worker finishes.
-import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TEST_API_KEY } from './support/env.js';
 import { startFleet, type Fleet } from './support/fleet.js';
-import type { GatewayProcess } from './support/process.js';
+import { processState, type GatewayProcess } from './support/process.js';
 
 let f: Fleet | undefined;
 afterEach(async () => {
@@ -20,13 +19,6 @@ afterEach(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const stateOf = (pid: number) => {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2];
-  } catch {
-    return 'gone';
-  }
-};
 
 async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000) {
   const end = Date.now() + timeoutMs;
@@ -60,7 +52,7 @@ describe('a watch registered while its task is being finished', () => {
 
     expect((await register(api, task.task_id, `${f.receiver.url}/first`)).status).toBe(201);
     // the worker polls, hears `completed`, and freezes before it records it
-    await until(() => stateOf(worker.child.pid!) === 'T', 'the worker to freeze after the poll');
+    await until(() => processState(worker.child.pid!) === 'T', 'the worker to freeze after the poll');
     const second = register(api, task.task_id, `${f.receiver.url}/slow`);
     await until(async () => {
       const rows = await f!.db.sql`select 1 from pg_stat_activity where datname = current_database() and query like '%soak_slow%' or wait_event = 'PgSleep'`;
