@@ -23,7 +23,7 @@ const QUICK_RETRY_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EAI_A
  * retry's timer can fire before an already-expired deadline's does). A retry sent near
  * the deadline is cut off while the receiver may already be handling it: the attempt is
  * recorded as failed, the event sent again later, and the receiver sees a duplicate that
- * no crash explains (found by the soak, soak/README in bench/README.md).
+ * no crash explains (found by the soak: bench/README.md, "Soak").
  */
 const QUICK_RETRY_MIN_LEFT = 0.5;
 
