@@ -27,11 +27,13 @@ const withReceipts = (h: History, receipts: Receipt[]): History => ({ ...h, rece
 /** an acknowledged terminal webhook of a watch that got exactly one request, the API says delivered, never redelivered (`calm`: and no crash around it) */
 function plainDelivered(h: History, calm = false): Receipt | undefined {
   const redelivered = new Set(h.redeliveries.map((r) => r.watchId));
+  // a watch subscribed to every terminal event: one that is not may end silently, which the checker allows
+  const everyEvent = new Set(h.registered.filter((r) => r.id && (r.plan.events ?? ['watch.failed']).includes('watch.failed')).map((r) => r.id!));
   const perId = new Map<string, number>();
   for (const r of h.receipts) perId.set(r.id, (perId.get(r.id) ?? 0) + 1);
   return ackedTerminal(h).find((r) => {
     const watch = JSON.parse(r.body).watch_id as string;
-    return perId.get(r.id) === 1 && !redelivered.has(watch) && h.api.get(watch)?.status === 'delivered' && !(calm && (inCrashWindow(h, r.at) || inCrashWindow(h, r.ts * 1000)));
+    return perId.get(r.id) === 1 && !redelivered.has(watch) && everyEvent.has(watch) && h.api.get(watch)?.status === 'delivered' && !(calm && (inCrashWindow(h, r.at) || inCrashWindow(h, r.ts * 1000)));
   });
 }
 
