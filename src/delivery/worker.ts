@@ -304,6 +304,13 @@ export function createDeliverer(o: DelivererOptions) {
     }
   }
 
+  /** Not sent: the row goes back to the queue at once, its attempt not counted (if it is still ours). */
+  async function handBack(d: ClaimedDelivery): Promise<void> {
+    metrics?.delivery('deferred', null);
+    await sql`update deliveries set lease_token = null, attempts = greatest(attempts - 1, 0), next_attempt_at = now()
+              where id = ${d.id} and lease_token = ${d.lease_token}`;
+  }
+
   async function attemptWithSlot(d: ClaimedDelivery, freeSlot: (afterMs?: number) => void): Promise<void> {
     // Paused (SIGSTOP, a long GC) or queued behind a slow endpoint until the lease could run
     // out mid-attempt? Don't send; hand the row back if it is still ours (else it is the
@@ -313,10 +320,7 @@ export function createDeliverer(o: DelivererOptions) {
     const stopping = loop.stopping;
     if (stopping || now() - d.claimed_at > leaseMs - o.deliveryTimeoutMs) {
       if (!stopping) log.warn({ delivery: d.id }, 'lease ran out before sending; not sending');
-      metrics?.delivery('deferred', null);
-      await sql`update deliveries set lease_token = null, attempts = greatest(attempts - 1, 0), next_attempt_at = now()
-                where id = ${d.id} and lease_token = ${d.lease_token}`;
-      return;
+      return handBack(d);
     }
     const paused = breaker.openFor(d.endpoint, now());
     if (paused > 0) {
@@ -327,6 +331,7 @@ export function createDeliverer(o: DelivererOptions) {
       return;
     }
     const tenant = await o.tenants.get(d.tenant_id);
+    if (loop.stopping) return handBack(d); // the stop came while we looked the tenant up (seconds on a loaded box)
     const attemptedAt = new Date();
     const result: SendResult = tenant
       ? await o.sender.send({ url: d.callback_url, msgId: d.id, body: d.payload, secrets: tenant.signingSecrets })
