@@ -1,18 +1,17 @@
 // The dashboard (/dashboard), end to end: a real gateway, upstream and receiver; a real
-// headless Chromium (playwright-core, Debian's /usr/bin/chromium) signs in, finds a
+// headless Chromium (playwright-core, Debian's /usr/bin/chromium: support/browser.ts) signs in, finds a
 // delivered watch, filters, opens it and redelivers — with a screenshot of each step in
 // test-results/. Without the browser: the session cookie's flags, CSRF refusals,
 // wrong keys, tampered cookies and another tenant's watches (404, never shown).
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from './support/gateway.js';
 import { TEST_API_KEY } from './support/env.js';
 import { waitForStatus } from './support/wait.js';
+import { launchChromium, SKIP_BROWSER_TESTS } from './support/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const HAS_CHROMIUM = existsSync(CHROMIUM);
 const ADMIN_TOKEN = 'admin_token_0123456789abcdef';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const XSS = '</pre><script>alert(1)</script><img src=x onerror=alert(2)>';
@@ -22,8 +21,6 @@ const SHOTS = path.join(ROOT, 'test-results');
 interface Window {
   getComputedStyle(el: unknown): { backgroundColor: string };
 }
-
-if (!HAS_CHROMIUM) console.warn(`dashboard.browser.test: ${CHROMIUM} is missing, the browser test is skipped (the HTTP checks still run)`);
 
 let s: Stack;
 let base: string;
@@ -276,11 +273,11 @@ describe('dashboard over HTTP', () => {
   });
 });
 
-describe.skipIf(!HAS_CHROMIUM)('dashboard in headless Chromium', () => {
+describe.skipIf(SKIP_BROWSER_TESTS)('dashboard in headless Chromium', () => {
   let browser: Browser;
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
