@@ -251,6 +251,49 @@ describe('dashboard over HTTP', () => {
     expect(after.headers.get('location')).toBe('/dashboard/sign-in');
   });
 
+  it('never shows a watch that ended in task.failed or watch.failed as a plain green delivered; shows failing polls', async () => {
+    // a tenant of its own, so the browser test's counts stay as they are
+    const t = await s.api('/v1/admin/tenants', {
+      body: { name: 'Outcomes Co', upstream_api_key: 'sk_test', upstream_base_url: s.upstream.url },
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(t.status, t.text).toBe(201);
+    const key: string = t.json.api_key;
+    const mine = { headers: { authorization: `Bearer ${key}` } };
+    const ok = await register(key, s.upstream.createTask({ durationMs: 100 }).task_id);
+    const failed = await register(key, s.upstream.createTask({ outcome: 'failed', durationMs: 100 }).task_id);
+    const gaveUp = await register(key, 'not-known-upstream-0001'); // 404 past the grace → watch.failed
+    const down = s.upstream.createTask({ durationMs: 600_000 });
+    s.upstream.store.setOverride(down.task_id, { status: 500 });
+    const failing = await register(key, down.task_id);
+    const status = async (id: string) => (await s.api(`/v1/watches/${id}`, mine)).json;
+    for (const deadline = Date.now() + 15_000; ; ) {
+      const [a, b, c, d] = await Promise.all([ok.id, failed.id, gaveUp.id, failing.id].map(status));
+      if (a.status === 'delivered' && b.status === 'delivered' && c.status === 'delivered' && d.last_poll_error) break;
+      if (Date.now() > deadline) throw new Error(`not there yet: ${JSON.stringify([a, b, c, d].map((w) => [w.status, w.last_poll_error]))}`);
+      if (Date.now() > deadline) throw new Error('no poll error');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const c = new Client();
+    await c.signIn(key);
+    const list = (await c.req('GET', '/dashboard')).text;
+    const rowOf = (id: string) => list.slice(list.indexOf(`data-watch-id="${id}"`), list.indexOf('</tr>', list.indexOf(`data-watch-id="${id}"`)));
+    for (const [id, outcome] of [[failed.id, 'task.failed'], [gaveUp.id, 'watch.failed']] as const) {
+      expect(rowOf(id)).toContain('class="badge s-delivered ended-badly"');
+      expect(rowOf(id)).toContain(`class="badge o-bad" data-testid="outcome">${outcome}<`);
+      const page = (await c.req('GET', `/dashboard/watches/${id}`)).text;
+      expect(page).toContain('ended-badly');
+      expect(page).toContain(`<dt>outcome</dt><dd class="mono">${outcome}</dd>`);
+    }
+    expect(rowOf(ok.id)).toContain('class="badge s-delivered" data-testid="status"');
+    expect(rowOf(ok.id)).toContain('class="badge o-ok" data-testid="outcome">task.completed<');
+    expect(rowOf(failing.id)).toContain('title="upstream answered HTTP 500" data-testid="poll-error">polls failing<');
+    const page = (await c.req('GET', `/dashboard/watches/${failing.id}`)).text;
+    expect(page).toMatch(/data-testid="poll-error-detail"><span class="http-bad">upstream answered HTTP 500<\/span>/);
+    s.upstream.store.setOverride(down.task_id, undefined);
+    await s.api(`/v1/watches/${failing.id}`, { method: 'DELETE', ...mine });
+  });
+
   it('escapes what clients put in a watch', async () => {
     const c = new Client();
     await c.signIn(TEST_API_KEY);
