@@ -294,4 +294,26 @@ describe('npm run demo', () => {
     const dir = /embedded Postgres in (\S+)/.exec(r.stdout)![1]!;
     expect(existsSync(dir)).toBe(false);
   }, 45_000);
+
+  it('--keep stays up and prints what to try it with: the URL and key, the signing secret, the dashboard; Ctrl-C cleans up', async () => {
+    const kept = spawnCli(['--keep'], { LOG_LEVEL: 'silent' }, ['--import', 'tsx', path.join(ROOT, 'src/demo.ts')]);
+    try {
+      await kept.waitFor(({ stdout }) => stdout.includes('Ctrl-C to stop.'), 60_000);
+      const out = kept.stdout();
+      const [, url, key] = /export TASKHOOK_URL=(\S+) TASKHOOK_API_KEY=(thk_\S+)/.exec(out)!;
+      expect(out).toMatch(/export TASKHOOK_SIGNING_SECRET=whsec_[A-Za-z0-9+/]+=*\s/);
+      expect(out).toContain(`dashboard  ${url}/dashboard`);
+      expect(out).toContain(`API docs   ${url}/docs`);
+      const page = await fetch(`${url}/dashboard`, { redirect: 'manual' });
+      expect(page.headers.get('location')).toBe('/dashboard/sign-in');
+      const list = await fetch(`${url}/v1/watches`, { headers: { authorization: `Bearer ${key}` } });
+      expect(list.status).toBe(200);
+      expect(((await list.json()) as { data: unknown[] }).data).toHaveLength(6);
+    } finally {
+      const r = await kept.stop('SIGINT');
+      expect(r.code).toBe(130);
+      const dir = /embedded Postgres in (\S+)/.exec(r.stdout)![1]!;
+      expect(existsSync(dir)).toBe(false);
+    }
+  }, 90_000);
 });
