@@ -5,12 +5,11 @@
 // wrong keys, tampered cookies and another tenant's watches (404, never shown).
 import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from './support/gateway.js';
 import { TEST_API_KEY } from './support/env.js';
 import { waitForStatus } from './support/wait.js';
-import { launchChromium, SKIP_BROWSER_TESTS } from './support/browser.js';
+import { SKIP_BROWSER_TESTS, useChromium } from './support/browser.js';
 
 const ADMIN_TOKEN = 'admin_token_0123456789abcdef';
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -317,17 +316,10 @@ describe('dashboard over HTTP', () => {
 });
 
 describe.skipIf(SKIP_BROWSER_TESTS)('dashboard in headless Chromium', () => {
-  let browser: Browser;
-  beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
-    browser = await launchChromium();
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
+  const browser = useChromium(SHOTS);
 
   it('signs in, finds the delivered watch, filters, opens it, redelivers and sees the new attempt', async () => {
-    const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    const context = await browser().newContext({ viewport: { width: 1200, height: 800 } });
     const page = await context.newPage();
     const problems: string[] = [];
     // A style or anything else refused by the CSP shows up as a console error; so would a script error.

@@ -5,15 +5,14 @@
 // non-loopback request aborted: the page renders every operation of /openapi.json, asks
 // for nothing outside, and logs no error; a screenshot goes to test-results/
 // (DOCS_SCREENSHOT=1 also refreshes docs/api-docs.png).
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import type { Browser } from 'playwright-core';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from './support/gateway.js';
-import { launchChromium, SKIP_BROWSER_TESTS } from './support/browser.js';
+import { SKIP_BROWSER_TESTS, useChromium } from './support/browser.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const SHOTS = path.join(ROOT, 'test-results');
@@ -79,14 +78,7 @@ describe('/docs over HTTP', () => {
 });
 
 describe.skipIf(SKIP_BROWSER_TESTS)('/docs in headless Chromium with the network cut off', () => {
-  let browser: Browser;
-  beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
-    browser = await launchChromium();
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
+  const browser = useChromium(SHOTS);
 
   it('renders every operation of /openapi.json and asks nothing of any other host', async () => {
     const doc = (await (await fetch(`${base}/openapi.json`)).json()) as {
@@ -96,7 +88,7 @@ describe.skipIf(SKIP_BROWSER_TESTS)('/docs in headless Chromium with the network
     const operations = Object.entries(doc.paths).flatMap(([p, ops]) => Object.entries(ops).map(([method, op]) => ({ method, path: p, summary: op.summary })));
     expect(operations.length).toBeGreaterThan(10);
 
-    const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+    const context = await browser().newContext({ viewport: { width: 1280, height: 1000 } });
     const outside: string[] = [];
     // The network is cut: anything not on loopback is aborted (and remembered).
     await context.route('**/*', (route) => {

@@ -5,8 +5,9 @@
 // - under CI=true a missing browser is a failure: the tests run and say why they can't.
 // TASKHOOK_TEST_CHROMIUM overrides the path (`TASKHOOK_TEST_CHROMIUM=/nonexistent npm test`
 // is a fresh machine, as far as the browser goes).
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
 
 export const CHROMIUM = process.env.TASKHOOK_TEST_CHROMIUM || '/usr/bin/chromium';
 export const HAS_CHROMIUM = existsSync(CHROMIUM);
@@ -26,4 +27,20 @@ export function browserSkipNotice(): string | undefined {
 export async function launchChromium(): Promise<Browser> {
   if (!HAS_CHROMIUM) throw new Error(`CI=true: ${BROWSER_MISSING}`);
   return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+}
+
+/**
+ * One Chromium for the enclosing describe (launched in beforeAll, closed in afterAll), with
+ * `shots` created for its screenshots. → the browser, once launched.
+ */
+export function useChromium(shots: string): () => Browser {
+  let browser: Browser | undefined;
+  beforeAll(async () => {
+    mkdirSync(shots, { recursive: true });
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+  });
+  return () => browser!;
 }
