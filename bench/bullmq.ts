@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util';
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Webhook } from 'standardwebhooks';
-import { FIRST_POLL_MS, TERMINAL, nextPollMs, postSignedWebhook } from './lib.js';
+import { FIRST_POLL_MS, baselineStats, deliverJob, nextPollMs, pollTerminal, serveBaseline, type DeliverJob, type PollJob } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -43,7 +43,6 @@ const scale = Number(values.scale);
 const redisUrl = values.redis!;
 const move = values.reschedule === 'move';
 const wh = new Webhook(process.env.TASKHOOK_SIGNING_SECRET!);
-const headers = { authorization: `Bearer ${process.env.UPSTREAM_API_KEY ?? 'sk_test'}`, accept: 'application/json' };
 
 // Redis absent (a user's machine without it): say so and leave; the bench goes on without BullMQ.
 // Its pid (INFO server), when it runs on this machine, lets the bench count its CPU.
@@ -65,53 +64,31 @@ let redisPid: number | undefined;
   }
 }
 
-interface PollData {
-  /** generation: the orchestrator's 'forget' bumps it and older poll jobs end without polling */
-  gen: number;
-  watchId: string;
-  taskId: string;
-  callback: string;
-}
-interface DeliverData {
-  watchId: string;
-  callback: string;
-  task: { status?: string; task_id?: string };
-}
-
 let generation = 0;
-let polls = 0;
-let errors = 0;
-let delivered = 0;
-let failed = 0;
+const stats = baselineStats();
 
 // BullMQ's workers need maxRetriesPerRequest: null; one connection shared by the queues and
 // the workers (each Worker duplicates it for its blocking fetch).
 const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
 connection.on('error', (err) => {
-  errors++;
+  stats.errors++;
   process.stderr.write(`redis error: ${err.message}\n`);
 });
 const prefix = `taskhook-bench-${process.pid}-${randomBytes(3).toString('hex')}`;
-const pollQueue = new Queue<PollData>('poll', { connection, prefix, defaultJobOptions: { removeOnComplete: true, removeOnFail: true } });
-const deliverQueue = new Queue<DeliverData>('deliver', {
+const pollQueue = new Queue<PollJob>('poll', { connection, prefix, defaultJobOptions: { removeOnComplete: true, removeOnFail: true } });
+const deliverQueue = new Queue<DeliverJob>('deliver', {
   connection,
   prefix,
   defaultJobOptions: { attempts: 5, backoff: { type: 'fixed', delay: 1_000 }, removeOnComplete: true, removeOnFail: 1_000 },
 });
 
-async function pollOne(job: Job<PollData>, token?: string): Promise<void> {
+async function pollOne(job: Job<PollJob>, token?: string): Promise<void> {
   const d = job.data;
   if (d.gen !== generation) return;
-  try {
-    const res = await fetch(`${upstream}/api/v2/tasks/${encodeURIComponent(d.taskId)}`, { headers });
-    const task = (await res.json()) as { status?: string };
-    polls++;
-    if (res.ok && task.status && TERMINAL.has(task.status)) {
-      await deliverQueue.add('deliver', { watchId: d.watchId, callback: d.callback, task });
-      return;
-    }
-  } catch {
-    errors++;
+  const task = await pollTerminal(upstream, d.taskId, stats);
+  if (task) {
+    await deliverQueue.add('deliver', { watchId: d.watchId, callback: d.callback, task });
+    return;
   }
   const delay = nextPollMs(scale);
   if (move) {
@@ -121,58 +98,37 @@ async function pollOne(job: Job<PollData>, token?: string): Promise<void> {
   await pollQueue.add('poll', d, { delay });
 }
 
-async function deliverOne(job: Job<DeliverData>): Promise<void> {
-  const { watchId, callback, task } = job.data;
-  const status = await postSignedWebhook(wh, callback, `msg_${job.id}`, watchId, task);
-  if (status < 200 || status >= 300) {
-    failed++;
-    throw new Error(`receiver answered HTTP ${status}`);
-  }
-  delivered++;
-}
-
 const workers: Worker[] = [];
 const onWorkerError = (err: Error) => {
-  errors++;
+  stats.errors++;
   process.stderr.write(`bullmq worker error: ${err.message}\n`);
 };
 for (let i = 0; i < Number(values.workers); i++) {
-  workers.push(new Worker<PollData>('poll', pollOne, { connection, prefix, concurrency: Number(values.concurrency) }).on('error', onWorkerError));
+  workers.push(new Worker<PollJob>('poll', pollOne, { connection, prefix, concurrency: Number(values.concurrency) }).on('error', onWorkerError));
 }
 for (let i = 0; i < Number(values['deliver-workers']); i++) {
-  workers.push(new Worker<DeliverData>('deliver', deliverOne, { connection, prefix, concurrency: Number(values['deliver-concurrency']) }).on('error', onWorkerError));
+  workers.push(new Worker<DeliverJob>('deliver', (job) => deliverJob(wh, job.data, `msg_${job.id}`, stats), { connection, prefix, concurrency: Number(values['deliver-concurrency']) }).on('error', onWorkerError));
 }
 await Promise.all(workers.map((w) => w.waitUntilReady()));
 
-process.on('message', (m: { type: string; ids?: string[]; callbacks?: string[]; spreadMs?: number }) => {
-  void (async () => {
-    try {
-      if (m.type === 'watch') {
-        const ids = m.ids ?? [];
-        const callbacks = m.callbacks ?? [];
-        const first = FIRST_POLL_MS * scale;
-        const spread = m.spreadMs ?? 0;
-        for (let i = 0; i < ids.length; i += 1000) {
-          await pollQueue.addBulk(
-            ids.slice(i, i + 1000).map((taskId, j) => ({
-              name: 'poll',
-              data: { gen: generation, watchId: `bmq_${taskId}`, taskId, callback: callbacks[(i + j) % callbacks.length]! },
-              opts: { delay: first + Math.random() * spread },
-            })),
-          );
-        }
-        process.send!({ type: 'watching', n: ids.length });
-      } else if (m.type === 'forget') {
-        generation++;
-        await pollQueue.drain(true);
-        process.send!({ type: 'forgot' });
-      } else if (m.type === 'stats') {
-        process.send!({ type: 'stats', polls, errors, delivered, failed });
-      }
-    } catch (err) {
-      process.send!({ type: 'error', message: String(err) });
+serveBaseline({
+  stats,
+  async watch(ids, callbacks, spread) {
+    const first = Date.now() + FIRST_POLL_MS * scale;
+    for (let i = 0; i < ids.length; i += 1000) {
+      await pollQueue.addBulk(
+        ids.slice(i, i + 1000).map((taskId, j) => ({
+          name: 'poll',
+          data: { gen: generation, watchId: `bmq_${taskId}`, taskId, callback: callbacks[(i + j) % callbacks.length]! },
+          opts: { delay: Math.max(0, first + Math.random() * spread - Date.now()) },
+        })),
+      );
     }
-  })();
+  },
+  async forget() {
+    generation++;
+    await pollQueue.drain(true);
+  },
 });
 
 /** Leaves nothing in the machine's Redis: every key under this process's prefix goes. */

@@ -17,7 +17,7 @@
 import { parseArgs } from 'node:util';
 import { Logger, makeWorkerUtils, run, type JobHelpers, type TaskList } from 'graphile-worker';
 import { Webhook } from 'standardwebhooks';
-import { FIRST_POLL_MS, TERMINAL, nextPollMs, postSignedWebhook } from './lib.js';
+import { FIRST_POLL_MS, baselineStats, deliverJob, nextPollMs, pollTerminal, serveBaseline, type DeliverJob, type PollJob } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -32,26 +32,9 @@ const upstream = values.upstream!;
 const scale = Number(values.scale);
 const concurrency = Number(values.concurrency);
 const wh = new Webhook(process.env.TASKHOOK_SIGNING_SECRET!);
-const headers = { authorization: `Bearer ${process.env.UPSTREAM_API_KEY ?? 'sk_test'}`, accept: 'application/json' };
-
-interface PollData {
-  /** generation: the orchestrator's 'forget' bumps it and older poll jobs end without polling */
-  gen: number;
-  watchId: string;
-  taskId: string;
-  callback: string;
-}
-interface DeliverData {
-  watchId: string;
-  callback: string;
-  task: { status?: string; task_id?: string };
-}
 
 let generation = 0;
-let polls = 0;
-let errors = 0;
-let delivered = 0;
-let failed = 0;
+const stats = baselineStats();
 
 /** Warnings and errors only: graphile-worker logs a line per job at info. */
 const logger = new Logger(() => (level, message) => {
@@ -60,30 +43,16 @@ const logger = new Logger(() => (level, message) => {
 
 const taskList: TaskList = {
   async poll(payload: unknown, helpers: JobHelpers) {
-    const d = payload as PollData;
+    const d = payload as PollJob;
     if (d.gen !== generation) return;
-    try {
-      const res = await fetch(`${upstream}/api/v2/tasks/${encodeURIComponent(d.taskId)}`, { headers });
-      const task = (await res.json()) as { status?: string };
-      polls++;
-      if (res.ok && task.status && TERMINAL.has(task.status)) {
-        await helpers.addJob('deliver', { watchId: d.watchId, callback: d.callback, task } satisfies DeliverData, { maxAttempts: 5 });
-        return;
-      }
-    } catch {
-      errors++;
+    const task = await pollTerminal(upstream, d.taskId, stats);
+    if (task) {
+      await helpers.addJob('deliver', { watchId: d.watchId, callback: d.callback, task } satisfies DeliverJob, { maxAttempts: 5 });
+      return;
     }
     await helpers.addJob('poll', d, { runAt: new Date(Date.now() + nextPollMs(scale)) });
   },
-  async deliver(payload: unknown, helpers: JobHelpers) {
-    const { watchId, callback, task } = payload as DeliverData;
-    const status = await postSignedWebhook(wh, callback, `msg_${helpers.job.id}`, watchId, task);
-    if (status < 200 || status >= 300) {
-      failed++;
-      throw new Error(`receiver answered HTTP ${status}`);
-    }
-    delivered++;
-  },
+  deliver: (payload: unknown, helpers: JobHelpers) => deliverJob(wh, payload as DeliverJob, `msg_${helpers.job.id}`, stats),
 };
 
 const connectionString = values.database!;
@@ -99,45 +68,34 @@ const runner = await run({
 });
 const utils = await makeWorkerUtils({ connectionString, logger });
 
-process.on('message', (m: { type: string; ids?: string[]; callbacks?: string[]; spreadMs?: number }) => {
-  void (async () => {
-    try {
-      if (m.type === 'watch') {
-        const ids = m.ids ?? [];
-        const callbacks = m.callbacks ?? [];
-        const first = Date.now() + FIRST_POLL_MS * scale;
-        const spread = m.spreadMs ?? 0;
-        for (let i = 0; i < ids.length; i += 1000) {
-          const specs = ids.slice(i, i + 1000).map((taskId, j) => ({
-            identifier: 'poll',
-            payload: { gen: generation, watchId: `grw_${taskId}`, taskId, callback: callbacks[(i + j) % callbacks.length]! } satisfies PollData,
-            run_at: new Date(first + Math.random() * spread).toISOString(),
-          }));
-          // graphile_worker.add_jobs(job_spec[]): its own bulk insert (one statement, one NOTIFY)
-          await utils.withPgClient((client) =>
-            client.query(
-              `select count(*) from graphile_worker.add_jobs(array(select json_populate_record(null::graphile_worker.job_spec, x) from json_array_elements($1::json) as x))`,
-              [JSON.stringify(specs)],
-            ),
-          );
-        }
-        process.send!({ type: 'watching', n: ids.length });
-      } else if (m.type === 'forget') {
-        generation++;
-        await utils.withPgClient((client) =>
-          client.query(
-            `delete from graphile_worker._private_jobs j using graphile_worker._private_tasks t
-              where t.id = j.task_id and t.identifier = 'poll' and j.locked_at is null`,
-          ),
-        );
-        process.send!({ type: 'forgot' });
-      } else if (m.type === 'stats') {
-        process.send!({ type: 'stats', polls, errors, delivered, failed });
-      }
-    } catch (err) {
-      process.send!({ type: 'error', message: String(err) });
+serveBaseline({
+  stats,
+  async watch(ids, callbacks, spread) {
+    const first = Date.now() + FIRST_POLL_MS * scale;
+    for (let i = 0; i < ids.length; i += 1000) {
+      const specs = ids.slice(i, i + 1000).map((taskId, j) => ({
+        identifier: 'poll',
+        payload: { gen: generation, watchId: `grw_${taskId}`, taskId, callback: callbacks[(i + j) % callbacks.length]! } satisfies PollJob,
+        run_at: new Date(first + Math.random() * spread).toISOString(),
+      }));
+      // graphile_worker.add_jobs(job_spec[]): its own bulk insert (one statement, one NOTIFY)
+      await utils.withPgClient((client) =>
+        client.query(
+          `select count(*) from graphile_worker.add_jobs(array(select json_populate_record(null::graphile_worker.job_spec, x) from json_array_elements($1::json) as x))`,
+          [JSON.stringify(specs)],
+        ),
+      );
     }
-  })();
+  },
+  async forget() {
+    generation++;
+    await utils.withPgClient((client) =>
+      client.query(
+        `delete from graphile_worker._private_jobs j using graphile_worker._private_tasks t
+          where t.id = j.task_id and t.identifier = 'poll' and j.locked_at is null`,
+      ),
+    );
+  },
 });
 const stop = () => {
   setTimeout(() => process.exit(0), 3000).unref();
