@@ -2,17 +2,13 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-// Tests import the package by name (`taskhook/client`) as users do. Vite doesn't resolve
-// a package's imports of itself, so map each export to its "source" condition (src/*.ts).
-const pkg = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')) as {
-  name: string;
-  exports?: Record<string, string | { source?: string }>;
-};
-const selfImports = Object.entries(pkg.exports ?? {}).flatMap(([sub, target]) =>
-  typeof target === 'object' && target.source
-    ? [{ find: new RegExp(`^${pkg.name}${sub.slice(1)}$`), replacement: fileURLToPath(new URL(target.source, import.meta.url)) }]
-    : [],
-);
+// Tests import the package by name (`taskhook/client`) as users do. Here each entry point of
+// the package (client/package.json `exports`) is its source, src/<name>.ts (tsconfig's
+// `paths` says the same to tsc).
+const pkg = JSON.parse(readFileSync(new URL('./client/package.json', import.meta.url), 'utf8')) as { name: string; exports: Record<string, unknown> };
+const selfImports = Object.keys(pkg.exports)
+  .filter((sub) => sub !== './package.json')
+  .map((sub) => ({ find: new RegExp(`^${pkg.name}/${sub.slice(2)}$`), replacement: fileURLToPath(new URL(`./src/${sub.slice(2)}.ts`, import.meta.url)) }));
 
 export default defineConfig({
   resolve: { alias: selfImports },

@@ -275,3 +275,77 @@ export async function postSignedWebhook(
   await res.arrayBuffer();
   return res.status;
 }
+
+// ---------------------------------------------------------------- the job-queue baselines (pgboss.ts, bullmq.ts, graphile.ts)
+
+/** A baseline's poll job. `gen`: the orchestrator's 'forget' bumps the generation and older poll jobs end without polling. */
+export interface PollJob {
+  gen: number;
+  watchId: string;
+  taskId: string;
+  callback: string;
+}
+/** Its delivery job: the terminal task as polled. */
+export interface DeliverJob {
+  watchId: string;
+  callback: string;
+  task: { status?: string; task_id?: string };
+}
+/** What a baseline answers to {type:'stats'}. */
+export interface BaselineStats {
+  polls: number;
+  errors: number;
+  delivered: number;
+  failed: number;
+}
+export const baselineStats = (): BaselineStats => ({ polls: 0, errors: 0, delivered: 0, failed: 0 });
+
+/** One poll as every baseline makes it (global fetch, the sim's key) → the task when it is terminal, else undefined. */
+export async function pollTerminal(upstream: string, taskId: string, stats: BaselineStats): Promise<DeliverJob['task'] | undefined> {
+  try {
+    const res = await fetch(`${upstream}/api/v2/tasks/${encodeURIComponent(taskId)}`, {
+      headers: { authorization: `Bearer ${process.env.UPSTREAM_API_KEY ?? 'sk_test'}`, accept: 'application/json' },
+    });
+    const task = (await res.json()) as DeliverJob['task'];
+    stats.polls++;
+    return res.ok && task.status && TERMINAL.has(task.status) ? task : undefined;
+  } catch {
+    stats.errors++;
+    return undefined;
+  }
+}
+
+/** A delivery job's work: the signed POST; a non-2xx throws, so the queue retries it. */
+export async function deliverJob(wh: Parameters<typeof postSignedWebhook>[0], job: DeliverJob, msgId: string, stats: BaselineStats): Promise<void> {
+  const status = await postSignedWebhook(wh, job.callback, msgId, job.watchId, job.task);
+  if (status < 200 || status >= 300) {
+    stats.failed++;
+    throw new Error(`receiver answered HTTP ${status}`);
+  }
+  stats.delivered++;
+}
+
+/**
+ * The orchestrator's IPC protocol for a job-queue baseline (see naive.ts's header):
+ * {type:'watch', ids, callbacks, spreadMs?} → 'watching'; {type:'forget'} → 'forgot';
+ * {type:'stats'} → 'stats'; a failure answers {type:'error', message}.
+ */
+export function serveBaseline(h: { watch(ids: string[], callbacks: string[], spreadMs: number): Promise<void>; forget(): Promise<void>; stats: BaselineStats }): void {
+  process.on('message', (m: { type: string; ids?: string[]; callbacks?: string[]; spreadMs?: number }) => {
+    void (async () => {
+      try {
+        if (m.type === 'watch') {
+          await h.watch(m.ids ?? [], m.callbacks ?? [], m.spreadMs ?? 0);
+          process.send!({ type: 'watching', n: m.ids?.length ?? 0 });
+        } else if (m.type === 'forget') {
+          await h.forget();
+          process.send!({ type: 'forgot' });
+        } else if (m.type === 'stats') {
+          process.send!({ type: 'stats', ...h.stats });
+        }
+      } catch (err) {
+        process.send!({ type: 'error', message: String(err) });
+      }
+    })();
+  });
+}

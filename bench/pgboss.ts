@@ -14,7 +14,7 @@
 import { parseArgs } from 'node:util';
 import PgBoss from 'pg-boss';
 import { Webhook } from 'standardwebhooks';
-import { FIRST_POLL_MS, TERMINAL, nextPollMs, postSignedWebhook } from './lib.js';
+import { FIRST_POLL_MS, baselineStats, deliverJob, nextPollMs, pollTerminal, serveBaseline, type DeliverJob, type PollJob } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -31,108 +31,63 @@ const { values } = parseArgs({
 const upstream = values.upstream!;
 const scale = Number(values.scale);
 const wh = new Webhook(process.env.TASKHOOK_SIGNING_SECRET!);
-const headers = { authorization: `Bearer ${process.env.UPSTREAM_API_KEY ?? 'sk_test'}`, accept: 'application/json' };
-
-interface PollData {
-  /** generation: the orchestrator's 'forget' bumps it and older poll jobs end without polling */
-  gen: number;
-  watchId: string;
-  taskId: string;
-  callback: string;
-}
-interface DeliverData {
-  watchId: string;
-  callback: string;
-  task: { status?: string; task_id?: string };
-}
 
 let generation = 0;
-let polls = 0;
-let errors = 0;
-let delivered = 0;
-let failed = 0;
+const stats = baselineStats();
 
 const boss = new PgBoss({ connectionString: values.database!, max: Number(values.pool), schema: 'pgboss', schedule: false });
 boss.on('error', (err) => {
-  errors++;
+  stats.errors++;
   process.stderr.write(`pg-boss error: ${String((err as Error).message ?? err)}\n`);
 });
 await boss.start();
 await boss.createQueue('poll');
 await boss.createQueue('deliver', { name: 'deliver', retryLimit: 5, retryDelay: 1 });
 
-async function pollOne(job: PgBoss.Job<PollData>): Promise<PgBoss.JobInsert | undefined> {
-  const { taskId } = job.data;
+async function pollOne(job: PgBoss.Job<PollJob>): Promise<PgBoss.JobInsert | undefined> {
   if (job.data.gen !== generation) return undefined;
-  try {
-    const res = await fetch(`${upstream}/api/v2/tasks/${encodeURIComponent(taskId)}`, { headers });
-    const task = (await res.json()) as { status?: string };
-    polls++;
-    if (res.ok && task.status && TERMINAL.has(task.status)) {
-      return { name: 'deliver', data: { watchId: job.data.watchId, callback: job.data.callback, task } satisfies DeliverData, retryLimit: 5, retryDelay: 1 };
-    }
-  } catch {
-    errors++;
-  }
+  const task = await pollTerminal(upstream, job.data.taskId, stats);
+  if (task) return { name: 'deliver', data: { watchId: job.data.watchId, callback: job.data.callback, task } satisfies DeliverJob, retryLimit: 5, retryDelay: 1 };
   return { name: 'poll', data: job.data, startAfter: new Date(Date.now() + nextPollMs(scale)) };
-}
-
-async function deliverOne(job: PgBoss.Job<DeliverData>): Promise<void> {
-  const { watchId, callback, task } = job.data;
-  const status = await postSignedWebhook(wh, callback, `msg_${job.id}`, watchId, task);
-  if (status < 200 || status >= 300) throw new Error(`receiver answered HTTP ${status}`);
-  delivered++;
 }
 
 const pollOpts = { batchSize: Number(values.batch), pollingIntervalSeconds: 0.5 };
 for (let i = 0; i < Number(values.workers); i++) {
-  await boss.work<PollData>('poll', pollOpts, async (jobs) => {
+  await boss.work<PollJob>('poll', pollOpts, async (jobs) => {
     const next = (await Promise.all(jobs.map(pollOne))).filter((j) => j !== undefined);
     if (next.length) await boss.insert(next);
   });
 }
 const deliverOpts = { batchSize: Number(values['deliver-batch']), pollingIntervalSeconds: 0.5 };
 for (let i = 0; i < Number(values['deliver-workers']); i++) {
-  await boss.work<DeliverData>('deliver', deliverOpts, async (jobs) => {
-    const results = await Promise.allSettled(jobs.map(deliverOne));
+  await boss.work<DeliverJob>('deliver', deliverOpts, async (jobs) => {
+    const results = await Promise.allSettled(jobs.map((job) => deliverJob(wh, job.data, `msg_${job.id}`, stats)));
     const bad = results.filter((r) => r.status === 'rejected').length;
     if (bad > 0) {
-      failed += bad;
       // pg-boss fails (and retries) a batch as a whole; with this receiver (always 204) it does not happen.
       throw new Error(`${bad} deliveries failed`);
     }
   });
 }
 
-process.on('message', (m: { type: string; ids?: string[]; callbacks?: string[]; spreadMs?: number }) => {
-  void (async () => {
-    try {
-      if (m.type === 'watch') {
-        const ids = m.ids ?? [];
-        const callbacks = m.callbacks ?? [];
-        const first = Date.now() + FIRST_POLL_MS * scale;
-        const spread = m.spreadMs ?? 0;
-        for (let i = 0; i < ids.length; i += 1000) {
-          await boss.insert(
-            ids.slice(i, i + 1000).map((taskId, j) => ({
-              name: 'poll',
-              data: { gen: generation, watchId: `pgb_${taskId}`, taskId, callback: callbacks[(i + j) % callbacks.length]! } satisfies PollData,
-              startAfter: new Date(first + Math.random() * spread),
-            })),
-          );
-        }
-        process.send!({ type: 'watching', n: ids.length });
-      } else if (m.type === 'forget') {
-        generation++;
-        await boss.purgeQueue('poll');
-        process.send!({ type: 'forgot' });
-      } else if (m.type === 'stats') {
-        process.send!({ type: 'stats', polls, errors, delivered, failed });
-      }
-    } catch (err) {
-      process.send!({ type: 'error', message: String(err) });
+serveBaseline({
+  stats,
+  async watch(ids, callbacks, spread) {
+    const first = Date.now() + FIRST_POLL_MS * scale;
+    for (let i = 0; i < ids.length; i += 1000) {
+      await boss.insert(
+        ids.slice(i, i + 1000).map((taskId, j) => ({
+          name: 'poll',
+          data: { gen: generation, watchId: `pgb_${taskId}`, taskId, callback: callbacks[(i + j) % callbacks.length]! } satisfies PollJob,
+          startAfter: new Date(first + Math.random() * spread),
+        })),
+      );
     }
-  })();
+  },
+  async forget() {
+    generation++;
+    await boss.purgeQueue('poll');
+  },
 });
 const stop = () => {
   void boss.stop({ graceful: false, wait: false }).finally(() => process.exit(0));

@@ -3,7 +3,8 @@
 // upstream (bench/upstream.ts = src/sim's server + a stats port) and a verifying
 // receiver (bench/receiver.ts) as separate processes, then measures, one contender at
 // a time: raw GET capacity (bench/raw.ts), a naive in-memory poller (bench/naive.ts),
-// pg-boss 10 (bench/pgboss.ts), and taskhook (`node dist/main.js serve`, compiled as the image is, 1..N
+// pg-boss 10 (bench/pgboss.ts), BullMQ 6 on the machine's Redis (bench/bullmq.ts),
+// graphile-worker 0.16 (bench/graphile.ts), and taskhook (`node dist/main.js serve`, compiled as the image is, 1..N
 // processes). Prints a table and writes everything to bench/results/<stamp>.json.
 // What each figure means: bench/README.md.
 import { randomBytes } from 'node:crypto';
@@ -67,8 +68,15 @@ const { values: argv } = parseArgs({
     'pgboss-batch': { type: 'string', default: '250' },
     'pgboss-deliver-workers': { type: 'string', default: '8' },
     'pgboss-deliver-batch': { type: 'string', default: '100' },
+    'redis-url': { type: 'string', default: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' },
+    'bullmq-workers': { type: 'string', default: '1' },
+    'bullmq-concurrency': { type: 'string', default: '256' },
+    'bullmq-deliver-concurrency': { type: 'string', default: '64' },
+    'bullmq-reschedule': { type: 'string', default: 'add' },
+    'graphile-concurrency': { type: 'string', default: '32' },
+    'graphile-poll-interval': { type: 'string', default: '2000' },
     million: { type: 'boolean', default: false },
-    only: { type: 'string', default: 'raw,naive,pgboss,taskhook' },
+    only: { type: 'string', default: 'raw,naive,pgboss,bullmq,graphile,taskhook' },
     'no-lateness-trigger': { type: 'boolean', default: false },
     out: { type: 'string' },
     verbose: { type: 'boolean', default: false },
@@ -98,8 +106,15 @@ if (argv.help) {
   --pgboss-workers W      pg-boss work() loops on the poll queue (default 8)
   --pgboss-batch B        pg-boss batchSize per fetch on the poll queue (default 250)
   --pgboss-deliver-workers W, --pgboss-deliver-batch B   the same for the deliver queue (default 8, 100)
+  --redis-url URL         BullMQ's Redis (default $BENCH_REDIS_URL or redis://127.0.0.1:6379; unreachable → BullMQ skipped)
+  --bullmq-workers W      BullMQ Worker instances on the poll queue (default 1)
+  --bullmq-concurrency C  jobs in flight per poll Worker (default 256)
+  --bullmq-deliver-concurrency C   jobs in flight on the deliver Worker (default 64)
+  --bullmq-reschedule M   add (a new delayed job per poll, default) or move (job.moveToDelayed, the same job)
+  --graphile-concurrency C    graphile-worker jobs in flight (default 32; pg pool C + 2)
+  --graphile-poll-interval MS graphile-worker pollInterval (default 2000, its own; new jobs also wake it by LISTEN/NOTIFY)
   --million               add a 1,000,000-watch RSS/claim point (inserted via SQL; slow)
-  --only list             subset of raw,naive,pgboss,taskhook
+  --only list             subset of raw,naive,pgboss,bullmq,graphile,taskhook
   --no-lateness-trigger   sweep without the lateness trigger (lateness then only in its own phase)
   --out FILE              JSON output (default bench/results/<timestamp>[-quick].json)
   DATABASE_URL            use this server (the bench creates and drops its own databases on it)
@@ -133,6 +148,13 @@ const cfg = {
   pgbossBatch: Number(argv['pgboss-batch']),
   pgbossDeliverWorkers: Number(argv['pgboss-deliver-workers']),
   pgbossDeliverBatch: Number(argv['pgboss-deliver-batch']),
+  redisUrl: argv['redis-url']!,
+  bullmqWorkers: Number(argv['bullmq-workers']),
+  bullmqConcurrency: Number(argv['bullmq-concurrency']),
+  bullmqDeliverConcurrency: Number(argv['bullmq-deliver-concurrency']),
+  bullmqReschedule: argv['bullmq-reschedule']!,
+  graphileConcurrency: Number(argv['graphile-concurrency']),
+  graphilePollInterval: Number(argv['graphile-poll-interval']),
   million: argv.million!,
   only: new Set(argv.only!.split(',')),
   latenessTrigger: !argv['no-lateness-trigger'],
@@ -230,7 +252,10 @@ interface Env {
   callbacks: string[];
   thDb: string;
   pgbDb: string;
+  grwDb: string;
   rawTasks?: boolean;
+  /** processes of the contender's store other than the embedded Postgres (BullMQ: redis-server), counted in the postgres column */
+  storePids?: number[];
   /** the naive baseline, started early (it idles until told what to watch) */
   naive?: Promise<Child>;
 }
@@ -257,13 +282,14 @@ interface CpuUse {
 function cpuMeter(env: Env, pids: number[]): () => CpuUse {
   const cpu = (list: number[]) => list.reduce((a, p) => a + (procCpuSeconds(p) ?? 0), 0);
   // Postgres: per backend, CPU at the end minus at the start (a backend born in the interval counts whole).
-  const pg0 = new Map(postgresPids().map((p) => [p, procCpuSeconds(p) ?? 0]));
+  const storePids = () => [...postgresPids(), ...(env.storePids ?? [])];
+  const pg0 = new Map(storePids().map((p) => [p, procCpuSeconds(p) ?? 0]));
   const c0 = { contender: cpu(pids), upstream: cpu([env.upstream.pid]), receiver: cpu([env.receiver.pid]), self: cpu([process.pid]) };
   const j0 = cpuJiffies();
   const t0 = performance.now();
   return () => {
     const el = (performance.now() - t0) / 1000;
-    const pgUsed = postgresPids().reduce((a, p) => a + Math.max(0, (procCpuSeconds(p) ?? 0) - (pg0.get(p) ?? 0)), 0);
+    const pgUsed = storePids().reduce((a, p) => a + Math.max(0, (procCpuSeconds(p) ?? 0) - (pg0.get(p) ?? 0)), 0);
     const j1 = cpuJiffies();
     const used = {
       contender: ((cpu(pids) - c0.contender) / el) * 100,
@@ -389,16 +415,34 @@ interface ContenderResult {
   extra?: Record<string, unknown>;
 }
 
-async function runBaseline(env: Env, kind: 'naive' | 'pgboss'): Promise<ContenderResult> {
-  const label = kind === 'naive' ? 'naive' : 'pg-boss 10';
+type BaselineKind = 'naive' | 'pgboss' | 'bullmq' | 'graphile';
+const BASELINE_LABEL: Record<BaselineKind, string> = { naive: 'naive', pgboss: 'pg-boss 10', bullmq: 'BullMQ 6', graphile: 'graphile 0.16' };
+
+/** Each baseline's process arguments (its settings: see the README's "The baselines"). */
+function baselineArgs(env: Env, kind: BaselineKind): string[] {
+  const common = ['--upstream', env.simUrl, '--scale', String(cfg.scale)];
+  switch (kind) {
+    case 'naive':
+      return common;
+    case 'pgboss':
+      return [...common, '--database', env.pgbDb, '--workers', String(cfg.pgbossWorkers), '--batch', String(cfg.pgbossBatch), '--deliver-workers', String(cfg.pgbossDeliverWorkers), '--deliver-batch', String(cfg.pgbossDeliverBatch)];
+    case 'bullmq':
+      return [...common, '--redis', cfg.redisUrl, '--workers', String(cfg.bullmqWorkers), '--concurrency', String(cfg.bullmqConcurrency), '--deliver-concurrency', String(cfg.bullmqDeliverConcurrency), '--reschedule', cfg.bullmqReschedule];
+    case 'graphile':
+      return [...common, '--database', env.grwDb, '--concurrency', String(cfg.graphileConcurrency), '--poll-interval', String(cfg.graphilePollInterval)];
+  }
+}
+
+/** Baselines that could not run here (BullMQ without a Redis), with the reason; printed and in the JSON. */
+const skipped: Record<string, string> = {};
+
+async function runBaseline(env: Env, kind: BaselineKind): Promise<ContenderResult | undefined> {
+  const label = BASELINE_LABEL[kind];
   const start = async () => {
     if (kind === 'naive' && env.naive) return env.naive;
     if (kind === 'pgboss') await recreateDatabase('bench_pgboss');
-    const args =
-      kind === 'naive'
-        ? ['--upstream', env.simUrl, '--scale', String(cfg.scale)]
-        : ['--database', env.pgbDb, '--upstream', env.simUrl, '--scale', String(cfg.scale), '--workers', String(cfg.pgbossWorkers), '--batch', String(cfg.pgbossBatch), '--deliver-workers', String(cfg.pgbossDeliverWorkers), '--deliver-batch', String(cfg.pgbossDeliverBatch)];
-    const c = await startTsChild(`${kind}.ts`, args, { TASKHOOK_SIGNING_SECRET: secret, UPSTREAM_API_KEY: 'sk_test' }, { echo: verbose });
+    if (kind === 'graphile') await recreateDatabase('bench_graphile');
+    const c = await startTsChild(`${kind}.ts`, baselineArgs(env, kind), { TASKHOOK_SIGNING_SECRET: secret, UPSTREAM_API_KEY: 'sk_test' }, { echo: verbose });
     children.push(c);
     return c;
   };
@@ -407,6 +451,12 @@ async function runBaseline(env: Env, kind: 'naive' | 'pgboss'): Promise<Contende
   // sustained: N tasks that never finish, polled every 3–6 s × scale
   log(`${label}: sustained, ${fmt.int(cfg.n)} active tasks`);
   const c = await start();
+  if (c.ready.skip) {
+    skipped[label] = String(c.ready.skip);
+    log(`  !!! ${label} SKIPPED: ${c.ready.skip}`);
+    return undefined;
+  }
+  env.storePids = c.ready.storePid ? [c.ready.storePid] : undefined;
   await createTasks(env, `${p}s-`, cfg.n, { durationMs: NEVER_MS, processingAfterMs: 0 });
   // first polls spread over one mean interval, as taskhook's inserted watches are: a steady state, not a stampede
   await ask(c.proc, { type: 'watch', ids: ids(`${p}s-`, cfg.n), callbacks: env.callbacks, spreadMs: (POLL_MIN_MS + POLL_SPREAD_MS / 2) * cfg.scale }, 'watching');
@@ -433,7 +483,10 @@ async function runBaseline(env: Env, kind: 'naive' | 'pgboss'): Promise<Contende
   await waitDrain(env, `${p}o-`, cfg.trickle, Date.now(), 120_000);
   const oh = await overhead(env, `${p}o-`);
   log(`  terminal poll → 2xx p50 ${fmt.ms(oh.p50)}, p99 ${fmt.ms(oh.p99)}`);
-  await c.stop('SIGKILL'); // nothing durable to hand back (naive) or nothing we read again (pg-boss)
+  // nothing durable to hand back (naive) or nothing we read again (pg-boss, graphile-worker);
+  // BullMQ stops gracefully so that it removes its keys from the machine's (shared) Redis
+  await c.stop(kind === 'bullmq' ? 'SIGTERM' : 'SIGKILL');
+  env.storePids = undefined;
   return { name: label, n: cfg.n, sustained, burst, overhead: oh, extra: { stats } };
 }
 
@@ -879,7 +932,7 @@ function contention(results: any): string[] {
   };
   if (results.raw) check('raw', results.raw.cpu.other);
   if (results.rawEnd) check('raw (end)', results.rawEnd.cpu.other);
-  for (const k of ['naive', 'pgboss']) {
+  for (const k of ['naive', 'pgboss', 'bullmq', 'graphile']) {
     const c = results[k] as ContenderResult | undefined;
     if (!c) continue;
     check(`${c.name} sustained`, c.sustained.cpu.other);
@@ -922,6 +975,8 @@ function report(results: any, facts: ReturnType<typeof machineFacts>, pg: Record
   const contenders: ContenderResult[] = [];
   if (results.naive) contenders.push(results.naive);
   if (results.pgboss) contenders.push(results.pgboss);
+  if (results.bullmq) contenders.push(results.bullmq);
+  if (results.graphile) contenders.push(results.graphile);
   if (th && atN) {
     contenders.push({ name: `taskhook ×${cfg.processes}`, n: cfg.n, sustained: { ...atN.window, demand: atN.demand, scale: cfg.scale }, burst: th.burst, overhead: th.overhead });
   }
@@ -972,15 +1027,26 @@ function report(results: any, facts: ReturnType<typeof machineFacts>, pg: Record
 
   // ratios and targets
   const thPolls = atN?.window.pollsPerS;
+  const over = (c: ContenderResult | undefined) => (thPolls !== undefined && c ? thPolls / c.sustained.pollsPerS : undefined);
+  // the peers a user would pick instead of taskhook: the durable job-queue builds (naive is not durable)
+  const peers = (['pgboss', 'bullmq', 'graphile'] as const).map((k) => results[k] as ContenderResult | undefined).filter((c) => c !== undefined);
+  const bestPeer = peers.length ? peers.reduce((a, b) => (b.sustained.pollsPerS > a.sustained.pollsPerS ? b : a)) : undefined;
   const ratios = {
     taskhookOverRaw: thPolls !== undefined && rawPerS ? thPolls / rawPerS : undefined,
-    taskhookOverPgboss: thPolls !== undefined && results.pgboss ? thPolls / results.pgboss.sustained.pollsPerS : undefined,
-    taskhookOverNaive: thPolls !== undefined && results.naive ? thPolls / results.naive.sustained.pollsPerS : undefined,
+    taskhookOverPgboss: over(results.pgboss),
+    taskhookOverBullmq: over(results.bullmq),
+    taskhookOverGraphile: over(results.graphile),
+    taskhookOverNaive: over(results.naive),
+    bestPeer: bestPeer?.name,
+    taskhookOverBestPeer: over(bestPeer),
   };
   if (thPolls !== undefined) {
-    L.push(`Ratios (polls/s at N = ${fmt.int(cfg.n)}, same run): taskhook ÷ raw ${fmt.pct(ratios.taskhookOverRaw)} (of ${fmt.int(rawPerS)} GET/s, the higher raw run), ÷ pg-boss ${fmt.ratio(ratios.taskhookOverPgboss)}, ÷ naive ${fmt.ratio(ratios.taskhookOverNaive)}`);
+    L.push(`Ratios (polls/s at N = ${fmt.int(cfg.n)}, same run): taskhook ÷ raw ${fmt.pct(ratios.taskhookOverRaw)} (of ${fmt.int(rawPerS)} GET/s, the higher raw run), ÷ pg-boss ${fmt.ratio(ratios.taskhookOverPgboss)}, ÷ BullMQ ${fmt.ratio(ratios.taskhookOverBullmq)}, ÷ graphile-worker ${fmt.ratio(ratios.taskhookOverGraphile)}, ÷ naive ${fmt.ratio(ratios.taskhookOverNaive)}`);
+    if (bestPeer) L.push(`  taskhook ÷ best peer (${bestPeer.name}, ${fmt.int(bestPeer.sustained.pollsPerS)} polls/s) ${fmt.ratio(ratios.taskhookOverBestPeer)}`);
     L.push('');
   }
+  for (const [name, why] of Object.entries(skipped)) L.push(`!!! ${name} was SKIPPED: ${why}`);
+  if (Object.keys(skipped).length) L.push('');
   const targets: Target[] = [];
   const judge = (name: string, value: number | undefined, ok: (v: number) => boolean, shown: string, note?: string, applicable = true): void => {
     targets.push({ name, value: shown, verdict: value === undefined || Number.isNaN(value) || !applicable ? 'n/a' : ok(value) ? 'met' : 'missed', note });
@@ -989,6 +1055,7 @@ function report(results: any, facts: ReturnType<typeof machineFacts>, pg: Record
     judge('polls/s ≥ 50 % of raw', ratios.taskhookOverRaw, (v) => v >= 0.5, fmt.pct(ratios.taskhookOverRaw));
     judge('deliveries/s ≥ 5,000', th.burst?.perS, (v) => v >= 5000, fmt.int(th.burst?.perS));
     judge('taskhook ≥ 2× pg-boss (polls/s)', ratios.taskhookOverPgboss, (v) => v >= 2, fmt.ratio(ratios.taskhookOverPgboss));
+    judge('taskhook ≥ 2× best peer (polls/s)', ratios.taskhookOverBestPeer, (v) => v >= 2, fmt.ratio(ratios.taskhookOverBestPeer), bestPeer && `best of ${peers.map((c) => c.name).join(', ')}: ${bestPeer.name}`);
     judge('taskhook ≥ 1× naive (polls/s)', ratios.taskhookOverNaive, (v) => v >= 1, fmt.ratio(ratios.taskhookOverNaive));
     const l = th.lateness;
     const latenessApplies = !!l && l.n >= 50_000 && l.scale === 1;
@@ -1039,7 +1106,7 @@ async function main() {
     let where: string;
     if (process.env.DATABASE_URL) {
       baseUrl = process.env.DATABASE_URL;
-      where = 'DATABASE_URL server (databases bench_taskhook, bench_pgboss created on it)';
+      where = 'DATABASE_URL server (databases bench_taskhook, bench_pgboss, bench_graphile created on it)';
     } else {
       embedded = await startEmbedded(path.join(tmp, 'pg'), (m) => verbose && log(m));
       baseUrl = embedded.url;
@@ -1057,6 +1124,7 @@ async function main() {
     };
     await recreateDatabase('bench_taskhook');
     await recreateDatabase('bench_pgboss');
+    await recreateDatabase('bench_graphile');
     return { baseUrl, pg };
   })();
   const track = (c: Promise<Child>) => c.then((child) => (children.push(child), child));
@@ -1075,6 +1143,7 @@ async function main() {
     callbacks: receiverUrls.map((u) => `${u}/hook`),
     thDb: dbUrl(baseUrl, 'bench_taskhook'),
     pgbDb: dbUrl(baseUrl, 'bench_pgboss'),
+    grwDb: dbUrl(baseUrl, 'bench_graphile'),
   };
   // the naive process does nothing until it is told to: start it now, it is ready when its turn comes
   if (cfg.only.has('naive')) env.naive = track(startTsChild('naive.ts', ['--upstream', env.simUrl, '--scale', String(cfg.scale)], { TASKHOOK_SIGNING_SECRET: secret, UPSTREAM_API_KEY: 'sk_test' }, { echo: verbose }));
@@ -1083,6 +1152,8 @@ async function main() {
   if (cfg.only.has('raw')) results.raw = await runRaw(env);
   if (cfg.only.has('naive')) results.naive = await runBaseline(env, 'naive');
   if (cfg.only.has('pgboss')) results.pgboss = await runBaseline(env, 'pgboss');
+  if (cfg.only.has('bullmq')) results.bullmq = await runBaseline(env, 'bullmq');
+  if (cfg.only.has('graphile')) results.graphile = await runBaseline(env, 'graphile');
   if (cfg.only.has('taskhook')) results.taskhook = await runTaskhook(env);
   if (cfg.only.has('raw') && cfg.rawEnd) results.rawEnd = await runRaw(env);
   const receiverStats = await getJson(`${receiverUrls[0]}/stats`);
@@ -1092,7 +1163,7 @@ async function main() {
   const dir = path.join(BENCH_DIR, 'results');
   fs.mkdirSync(dir, { recursive: true });
   const file = argv.out ?? path.join(dir, `${new Date(started).toISOString().replace(/[:.]/g, '-')}${cfg.quick ? '-quick' : ''}.json`);
-  fs.writeFileSync(file, JSON.stringify({ config: { ...cfg, only: [...cfg.only] }, machine: facts, postgres: pg, results, ratios, targets, receiverLastPhase: receiverStats, table: text }, null, 2));
+  fs.writeFileSync(file, JSON.stringify({ config: { ...cfg, only: [...cfg.only] }, machine: facts, postgres: pg, results, skipped, ratios, targets, receiverLastPhase: receiverStats, table: text }, null, 2));
   process.stdout.write(`\nresults: ${path.relative(ROOT, file)}\n`);
 }
 
@@ -1100,7 +1171,7 @@ async function cleanup() {
   for (const p of gatewayProcs) p.kill('SIGKILL');
   await Promise.all(children.map((c) => c.stop('SIGTERM', 5_000).catch(() => {})));
   // on a DATABASE_URL server, leave nothing behind (the embedded one goes with the temp dir)
-  if (!embedded && adminSql) for (const db of ['bench_taskhook', 'bench_pgboss']) await adminSql.unsafe(`drop database if exists ${db} with (force)`).catch(() => {});
+  if (!embedded && adminSql) for (const db of ['bench_taskhook', 'bench_pgboss', 'bench_graphile']) await adminSql.unsafe(`drop database if exists ${db} with (force)`).catch(() => {});
   await adminSql?.end({ timeout: 2 }).catch(() => {});
   await embedded?.stop().catch(() => {});
   fs.rmSync(tmp, { recursive: true, force: true });

@@ -1,17 +1,13 @@
-// taskhook/client: a small typed client for the gateway's HTTP API. Request types are
-// the zod schemas the gateway validates with, response types the ones its OpenAPI
-// document is generated from (type-only imports: nothing of the server is loaded).
-// Any non-2xx answer is thrown as a TaskhookError carrying the problem+json body.
-import type { z } from 'zod';
-import type { listWatchesQuery, registerWatchBody } from './api/validation.js';
-import type { patchTenantBody } from './api/tenant.js';
-import type { DeliveryAttempt, Problem, RotatedSecret, TaskSnapshot, TenantSettings, Watch, WatchPage } from './api/openapi/schemas.js';
+// taskhook/client: a small typed client for the gateway's HTTP API, with no dependency
+// (globalThis.fetch). Its types are ./api-types.ts, generated from the zod schemas the
+// gateway validates requests and documents answers with (a new route: add its schemas
+// to API_TYPES in api/openapi/client-types.ts, `npm run types:api`, then a method here).
+// This file imports nothing else from the server: it is what the `taskhook` package
+// (client/) compiles and ships. Any non-2xx answer is thrown as a TaskhookError
+// carrying the problem+json body.
+import type { DeliveryAttempt, ListWatches, Problem, RegisterWatch, RotatedSecret, TaskSnapshot, TenantSettings, UpdateTenant, Watch, WatchPage } from './api-types.js';
 
-export type { DeliveryAttempt, Problem, RotatedSecret, TaskSnapshot, TenantSettings, Watch, WatchPage };
-export type { WebhookEvent, WebhookEventType } from './api/openapi/schemas.js';
-export type RegisterWatch = z.input<typeof registerWatchBody>;
-export type ListWatches = Partial<z.input<typeof listWatchesQuery>>;
-export type UpdateTenant = z.input<typeof patchTenantBody>;
+export type * from './api-types.js';
 
 export interface ClientOptions {
   /** the gateway, e.g. http://localhost:8080 */
@@ -19,9 +15,9 @@ export interface ClientOptions {
   /** the tenant's gateway key */
   apiKey: string;
   /** per request; default 30 s */
-  timeoutMs?: number;
+  timeoutMs?: number | undefined;
   /** default globalThis.fetch */
-  fetch?: typeof fetch;
+  fetch?: typeof fetch | undefined;
 }
 
 /** A non-2xx answer: `status` and the RFC 9457 `problem` the gateway sent. */
@@ -65,7 +61,7 @@ export function createClient(opts: ClientOptions) {
     const res = await doFetch(`${base}${path}`, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? null : JSON.stringify(body),
       signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await res.text();

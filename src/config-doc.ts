@@ -1,10 +1,10 @@
-// The README's configuration table, rendered from the zod schema in config.ts so the
+// The configuration reference's table (docs/configuration.md), rendered from the zod schema in config.ts so the
 // two cannot drift: a variable's `.describe()` is its meaning, its `.default()` (or,
 // where it has none, `.meta({ unset })`) its default, and `.meta({ sameAs })` folds a
 // second spelling (https_proxy) into the row of the first.
 //
-// `npm run docs:config` rewrites the table between the README's markers;
-// test/config-doc.ops.test.ts fails while the README is stale.
+// `npm run docs:config` rewrites the table between the markers of docs/configuration.md;
+// test/config-doc.ops.test.ts fails while it is stale.
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -13,7 +13,7 @@ import { envSchema } from './config.js';
 
 export const START_MARKER = '<!-- config:start -->';
 export const END_MARKER = '<!-- config:end -->';
-export const README = path.resolve(import.meta.dirname, '../README.md');
+export const CONFIG_DOC = path.resolve(import.meta.dirname, '../docs/configuration.md');
 
 export interface ConfigVar {
   names: string[];
@@ -60,31 +60,31 @@ export function renderConfigTable(vars: ConfigVar[] = configVars()): string {
   return ['| env | default | meaning |', '|---|---|---|', ...rows].join('\n');
 }
 
-/** What the README holds between the markers (trimmed). */
-export function tableIn(readme: string): string {
-  const start = readme.indexOf(START_MARKER);
-  const end = readme.indexOf(END_MARKER);
-  if (start < 0 || end < start) throw new Error(`README.md: ${START_MARKER} … ${END_MARKER} not found`);
-  return readme.slice(start + START_MARKER.length, end).trim();
+/** What the document holds between the markers (trimmed). */
+export function tableIn(doc: string): string {
+  const start = doc.indexOf(START_MARKER);
+  const end = doc.indexOf(END_MARKER);
+  if (start < 0 || end < start) throw new Error(`docs/configuration.md: ${START_MARKER} … ${END_MARKER} not found`);
+  return doc.slice(start + START_MARKER.length, end).trim();
 }
 
-export function withTable(readme: string, table: string): string {
-  tableIn(readme); // the markers must be there
-  const start = readme.indexOf(START_MARKER) + START_MARKER.length;
-  return `${readme.slice(0, start)}\n${table}\n${readme.slice(readme.indexOf(END_MARKER))}`;
+export function withTable(doc: string, table: string): string {
+  tableIn(doc); // the markers must be there
+  const start = doc.indexOf(START_MARKER) + START_MARKER.length;
+  return `${doc.slice(0, start)}\n${table}\n${doc.slice(doc.indexOf(END_MARKER))}`;
 }
 
-// `tsx src/config-doc.ts [--check]`: rewrite README's table (or exit 1 if it is stale).
+// `tsx src/config-doc.ts [--check]`: rewrite the table of docs/configuration.md (or exit 1 if it is stale).
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  const readme = await readFile(README, 'utf8');
+  const doc = await readFile(CONFIG_DOC, 'utf8');
   const table = renderConfigTable();
   if (process.argv.includes('--check')) {
-    const stale = tableIn(readme) !== table;
-    process.stdout.write(stale ? 'README.md configuration table is stale: run npm run docs:config\n' : 'README.md configuration table is up to date\n');
+    const stale = tableIn(doc) !== table;
+    process.stdout.write(stale ? 'docs/configuration.md table is stale: run npm run docs:config\n' : 'docs/configuration.md table is up to date\n');
     process.exitCode = stale ? 1 : 0;
   } else {
-    const next = withTable(readme, table);
-    if (next !== readme) await writeFile(README, next);
-    process.stdout.write(next !== readme ? 'README.md configuration table rewritten\n' : 'README.md configuration table already up to date\n');
+    const next = withTable(doc, table);
+    if (next !== doc) await writeFile(CONFIG_DOC, next);
+    process.stdout.write(next !== doc ? 'docs/configuration.md table rewritten\n' : 'docs/configuration.md table already up to date\n');
   }
 }

@@ -174,7 +174,7 @@ const schema = z.object({
 });
 
 export type Env = z.input<typeof schema>;
-/** The schema itself: src/config-doc.ts renders the README's configuration table from it. */
+/** The schema itself: src/config-doc.ts renders the table of docs/configuration.md from it. */
 export const envSchema = schema;
 
 export interface Config {

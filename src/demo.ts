@@ -178,8 +178,12 @@ async function main(argv: string[]): Promise<number> {
     }
     out(`\nall ${TASKS.length} webhooks arrived${failures ? `, ${failures} failed verification` : ', every signature verified'} (${secs(Date.now() - started)} in all)`);
     if (!keep) return failures ? 1 : 0;
-    out('\nstill running (--keep); in another terminal try:');
+    out('\nstill running (--keep):');
+    out(`  dashboard  ${gateway.url}/dashboard  (sign in with the TASKHOOK_API_KEY below)`);
+    out(`  API docs   ${gateway.url}/docs`);
+    out('in another terminal try:');
     out(`  export TASKHOOK_URL=${gateway.url} TASKHOOK_API_KEY=${apiKey}`);
+    out(`  export TASKHOOK_SIGNING_SECRET=${secret}   # what your receiver verifies webhooks with`);
     out('  node bin/taskhook.js list');
     out('  node bin/taskhook.js listen --forward-to http://localhost:3000/hook');
     out('Ctrl-C to stop.');

@@ -9,7 +9,7 @@ import { runMigrations } from './db/migrate.js';
 import type { Logger } from './log.js';
 import { AddressPolicy, type LookupAll } from './net/address-policy.js';
 import { createCallbackDispatcher } from './net/callback-proxy.js';
-import { bootstrapDefaultTenant, loadSecretBox } from './tenancy/bootstrap.js';
+import { bootstrapDefaultTenant, defaultTenantHasUpstreamKey, loadSecretBox } from './tenancy/bootstrap.js';
 import { TenantDirectory } from './tenancy/directory.js';
 import { TenantStore } from './tenancy/store.js';
 import { WatchStore } from './watches/store.js';
@@ -35,7 +35,28 @@ export interface Gateway {
   database: Database;
   /** secrets generated at first boot (to print once); empty on later boots */
   generated: { apiKey?: string; signingSecret?: string };
+  /** what the operator should fix, one line each (printed at start by `serve`) */
+  warnings: string[];
   stop(): Promise<void>;
+}
+
+/** Start-up failed for a reason the operator can fix; the message is the one line to print. */
+export class StartupError extends Error {}
+
+/** The listener's failure as one line naming the setting to change. */
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): Error {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new StartupError(`port ${port} is already in use on ${host}: stop what listens there, or set PORT to another port`);
+    case 'EACCES':
+      return new StartupError(`not allowed to listen on port ${port} (ports below 1024 need privileges): set PORT to another port`);
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new StartupError(`cannot listen on HOST ${host}: it is not an address of this machine`);
+    default:
+      return err;
+  }
 }
 
 export interface GatewayOverrides {
@@ -43,7 +64,36 @@ export interface GatewayOverrides {
   idleMs?: number;
 }
 
+type Fetch = (req: Request, env: unknown) => Response | Promise<Response>;
+
+/**
+ * Listens first: a port already in use fails at once, before a database is started, a
+ * migration applied or a secret generated (and then shown to no one). Until the app is
+ * built every request is answered 503.
+ */
 export async function startGateway(cfg: Config, log: Logger, over: GatewayOverrides = {}): Promise<Gateway> {
+  let fetch: Fetch = () => new Response('{"status":"starting"}', { status: 503, headers: { 'content-type': 'application/json' } });
+  let server: ServerType;
+  try {
+    server = await new Promise<ServerType>((resolve, reject) => {
+      const s = serve({ fetch: (req, env) => fetch(req, env), port: cfg.port, hostname: cfg.host }, () => {
+        s.off('error', reject);
+        resolve(s);
+      });
+      s.once('error', reject);
+    });
+  } catch (err) {
+    throw listenError(err as NodeJS.ErrnoException, cfg.host, cfg.port);
+  }
+  try {
+    return await compose(cfg, log, over, server, (app) => (fetch = app));
+  } catch (err) {
+    await new Promise<void>((r) => server.close(() => r()));
+    throw err;
+  }
+}
+
+async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server: ServerType, serveApp: (app: Fetch) => void): Promise<Gateway> {
   // 10 connections: claims and completions are batched, so a few carry the load; keeping
   // it small lets many processes share one server (100 connections by default).
   const database = await openDatabase(cfg, (msg) => log.info(msg), { max: 10 });
@@ -56,6 +106,12 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
     upstreamApiKey: cfg.upstreamApiKey,
     warn: (msg) => log.warn(msg),
   });
+  const warnings: string[] = [];
+  if (!cfg.upstreamApiKey && !(await defaultTenantHasUpstreamKey(sql))) {
+    warnings.push(
+      'UPSTREAM_API_KEY is not set: the default tenant polls upstream without a key, so its watches will end watch.failed (upstream_unauthorized); set UPSTREAM_API_KEY=sk_…',
+    );
+  }
   const tenants = new TenantDirectory(sql, box, { upstreamBaseUrl: cfg.upstreamBaseUrl });
   const policy = new AddressPolicy(cfg.allowPrivateCallbacks);
   const runWorkers = cfg.role === 'worker' || cfg.role === 'all';
@@ -108,7 +164,6 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
     retention.start();
   }
 
-  let server: ServerType | undefined;
   let url: string | undefined;
   {
     // Every role listens: workers answer /healthz and /readyz for orchestrators; only api/all serve /v1.
@@ -128,9 +183,7 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
       metrics: metrics.registry,
       metricsToken: cfg.metricsToken,
     });
-    server = await new Promise<ServerType>((resolve) => {
-      const s = serve({ fetch: app.fetch, port: cfg.port, hostname: cfg.host }, () => resolve(s));
-    });
+    serveApp(app.fetch);
     const addr = server.address() as AddressInfo;
     url = `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`;
   }
@@ -139,13 +192,14 @@ export async function startGateway(cfg: Config, log: Logger, over: GatewayOverri
     url,
     database,
     generated,
+    warnings,
     async stop() {
       const deadline = cfg.shutdownTimeoutMs;
-      const closing = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
+      const closing = new Promise<void>((r) => server.close(() => r()));
       const drained = await Promise.all([poller?.stop(deadline), deliverer?.stop(deadline), retention?.stop()]);
       const clean = drained.every((d) => d !== false);
       if (!clean) log.warn('shutdown deadline passed with work in flight; its leases were handed back for another process');
-      (server as { closeAllConnections?: () => void } | undefined)?.closeAllConnections?.();
+      (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       await closing;
       // close() would wait for the requests still hanging; past the deadline we cut them.
       await Promise.all(clean ? [upstream?.close(), callbackAgent?.close()] : [upstream?.destroy(), callbackAgent?.destroy()]);

@@ -2,9 +2,9 @@
 // return the parsed event. Several secrets (rotation) and several signatures in the
 // header are accepted: one match is enough. No dependencies beyond node:crypto.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { WebhookEvent } from './api/openapi/schemas.js';
+import type { WebhookEvent } from './api-types.js';
 
-export type { WebhookEvent, WebhookEventType } from './api/openapi/schemas.js';
+export type { TaskCancelledEvent, TaskCompletedEvent, TaskFailedEvent, TaskProcessingEvent, WatchFailedEvent, WebhookEvent, WebhookEventType } from './api-types.js';
 
 export type WebhookHeaders = Headers | Record<string, string | string[] | undefined>;
 

@@ -109,6 +109,31 @@ describe('client commands against a running gateway', () => {
     }
   });
 
+  it('a watch that ended in task.failed is never a plain ✓ delivered; failing polls show while they fail', async () => {
+    const failing = s.upstream.createTask({ outcome: 'failed', durationMs: 200 });
+    const wait = await taskhook(['watch', failing.task_id, '--callback', `${s.receiver.url}/hook`, '--wait', '--interval', '100ms', '--timeout', '20s']);
+    expect(wait.code, wait.stdout + wait.stderr).toBe(0); // the webhook was delivered
+    const last = wait.stdout.trim().split('\n').at(-1)!;
+    expect(last).toMatch(/^! wat_\w+ · delivered \(task\.failed\) · task failed · /);
+    const failedId = /(wat_\w+)/.exec(last)![1]!;
+
+    const down = s.upstream.createTask({ durationMs: 600_000 });
+    s.upstream.store.setOverride(down.task_id, { status: 502 });
+    const reg = await s.api('/v1/watches', { body: { task_id: down.task_id, callback_url: `${s.receiver.url}/hook` } });
+    for (const deadline = Date.now() + 15_000; !(await s.api(`/v1/watches/${reg.json.id}`)).json.last_poll_error; ) {
+      if (Date.now() > deadline) throw new Error('no poll error shown');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const [list, get, getDown] = await Promise.all([taskhook(['list', '--limit', '100']), taskhook(['get', failedId]), taskhook(['get', reg.json.id])]);
+    expect(list.stdout).toMatch(new RegExp(`^${failedId}\\s+delivered\\s+task\\.failed\\s`, 'm'));
+    expect(list.stdout).toMatch(new RegExp(`^${reg.json.id}\\s+watching \\(polls failing\\)\\s+-\\s`, 'm'));
+    expect(get.stdout).toMatch(/^ {2}outcome\s+task\.failed$/m);
+    expect(getDown.stdout).toMatch(/^ {2}outcome\s+not decided yet$/m);
+    expect(getDown.stdout).toMatch(/^ {2}polls failing\s+upstream answered HTTP 502 \(since \d{4}-/m);
+    s.upstream.store.setOverride(down.task_id, undefined);
+    await s.api(`/v1/watches/${reg.json.id}`, { method: 'DELETE' });
+  });
+
   it('list, get --deliveries and redeliver show and act on that watch; --json prints the API objects', async () => {
     const [list, listJson, get] = await Promise.all([
       taskhook(['list', '--status', 'delivered']),
@@ -116,8 +141,8 @@ describe('client commands against a running gateway', () => {
       taskhook(['get', delivered, '--deliveries']),
     ]);
     expect(list.code, list.stderr).toBe(0);
-    expect(list.stdout.split('\n')[0]).toMatch(/^ID\s+STATUS\s+TASK\s+CALLBACK\s+UPDATED$/);
-    expect(list.stdout).toMatch(new RegExp(`^${delivered}\\s+delivered\\s`, 'm'));
+    expect(list.stdout.split('\n')[0]).toMatch(/^ID\s+STATUS\s+OUTCOME\s+TASK\s+CALLBACK\s+UPDATED$/);
+    expect(list.stdout).toMatch(new RegExp(`^${delivered}\\s+delivered\\s+task\\.completed\\s`, 'm'));
 
     expect(listJson.code, listJson.stderr).toBe(0);
     const page = JSON.parse(listJson.stdout);
@@ -125,7 +150,7 @@ describe('client commands against a running gateway', () => {
     expect(page).toHaveProperty('next_cursor');
 
     expect(get.code, get.stderr).toBe(0);
-    expect(get.stdout).toMatch(new RegExp(`^${delivered}\\n  status\\s+delivered$`, 'm'));
+    expect(get.stdout).toMatch(new RegExp(`^${delivered}\\n  status\\s+delivered\\n  outcome\\s+task\\.completed$`, 'm'));
     expect(get.stdout).toMatch(/^ {2}result\s+imageUrl=https:\/\//m);
     expect(get.stdout).toMatch(/^ {2}metadata\s+\{"order":42\}$/m);
     expect(get.stdout).toMatch(/^ATTEMPTED\s+WEBHOOK\s+EVENT\s+HTTP\s+MS\s+ERROR$/m);
@@ -269,4 +294,26 @@ describe('npm run demo', () => {
     const dir = /embedded Postgres in (\S+)/.exec(r.stdout)![1]!;
     expect(existsSync(dir)).toBe(false);
   }, 45_000);
+
+  it('--keep stays up and prints what to try it with: the URL and key, the signing secret, the dashboard; Ctrl-C cleans up', async () => {
+    const kept = spawnCli(['--keep'], { LOG_LEVEL: 'silent' }, ['--import', 'tsx', path.join(ROOT, 'src/demo.ts')]);
+    try {
+      await kept.waitFor(({ stdout }) => stdout.includes('Ctrl-C to stop.'), 60_000);
+      const out = kept.stdout();
+      const [, url, key] = /export TASKHOOK_URL=(\S+) TASKHOOK_API_KEY=(thk_\S+)/.exec(out)!;
+      expect(out).toMatch(/export TASKHOOK_SIGNING_SECRET=whsec_[A-Za-z0-9+/]+=*\s/);
+      expect(out).toContain(`dashboard  ${url}/dashboard`);
+      expect(out).toContain(`API docs   ${url}/docs`);
+      const page = await fetch(`${url}/dashboard`, { redirect: 'manual' });
+      expect(page.headers.get('location')).toBe('/dashboard/sign-in');
+      const list = await fetch(`${url}/v1/watches`, { headers: { authorization: `Bearer ${key}` } });
+      expect(list.status).toBe(200);
+      expect(((await list.json()) as { data: unknown[] }).data).toHaveLength(6);
+    } finally {
+      const r = await kept.stop('SIGINT');
+      expect(r.code).toBe(130);
+      const dir = /embedded Postgres in (\S+)/.exec(r.stdout)![1]!;
+      expect(existsSync(dir)).toBe(false);
+    }
+  }, 90_000);
 });

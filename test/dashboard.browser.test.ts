@@ -1,18 +1,16 @@
 // The dashboard (/dashboard), end to end: a real gateway, upstream and receiver; a real
-// headless Chromium (playwright-core, Debian's /usr/bin/chromium) signs in, finds a
+// headless Chromium (playwright-core, Debian's /usr/bin/chromium: support/browser.ts) signs in, finds a
 // delivered watch, filters, opens it and redelivers — with a screenshot of each step in
 // test-results/. Without the browser: the session cookie's flags, CSRF refusals,
 // wrong keys, tampered cookies and another tenant's watches (404, never shown).
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from './support/gateway.js';
 import { TEST_API_KEY } from './support/env.js';
 import { waitForStatus } from './support/wait.js';
+import { SKIP_BROWSER_TESTS, useChromium } from './support/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const HAS_CHROMIUM = existsSync(CHROMIUM);
 const ADMIN_TOKEN = 'admin_token_0123456789abcdef';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const XSS = '</pre><script>alert(1)</script><img src=x onerror=alert(2)>';
@@ -22,8 +20,6 @@ const SHOTS = path.join(ROOT, 'test-results');
 interface Window {
   getComputedStyle(el: unknown): { backgroundColor: string };
 }
-
-if (!HAS_CHROMIUM) console.warn(`dashboard.browser.test: ${CHROMIUM} is missing, the browser test is skipped (the HTTP checks still run)`);
 
 let s: Stack;
 let base: string;
@@ -254,6 +250,49 @@ describe('dashboard over HTTP', () => {
     expect(after.headers.get('location')).toBe('/dashboard/sign-in');
   });
 
+  it('never shows a watch that ended in task.failed or watch.failed as a plain green delivered; shows failing polls', async () => {
+    // a tenant of its own, so the browser test's counts stay as they are
+    const t = await s.api('/v1/admin/tenants', {
+      body: { name: 'Outcomes Co', upstream_api_key: 'sk_test', upstream_base_url: s.upstream.url },
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(t.status, t.text).toBe(201);
+    const key: string = t.json.api_key;
+    const mine = { headers: { authorization: `Bearer ${key}` } };
+    const ok = await register(key, s.upstream.createTask({ durationMs: 100 }).task_id);
+    const failed = await register(key, s.upstream.createTask({ outcome: 'failed', durationMs: 100 }).task_id);
+    const gaveUp = await register(key, 'not-known-upstream-0001'); // 404 past the grace → watch.failed
+    const down = s.upstream.createTask({ durationMs: 600_000 });
+    s.upstream.store.setOverride(down.task_id, { status: 500 });
+    const failing = await register(key, down.task_id);
+    const status = async (id: string) => (await s.api(`/v1/watches/${id}`, mine)).json;
+    for (const deadline = Date.now() + 15_000; ; ) {
+      const [a, b, c, d] = await Promise.all([ok.id, failed.id, gaveUp.id, failing.id].map(status));
+      if (a.status === 'delivered' && b.status === 'delivered' && c.status === 'delivered' && d.last_poll_error) break;
+      if (Date.now() > deadline) throw new Error(`not there yet: ${JSON.stringify([a, b, c, d].map((w) => [w.status, w.last_poll_error]))}`);
+      if (Date.now() > deadline) throw new Error('no poll error');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const c = new Client();
+    await c.signIn(key);
+    const list = (await c.req('GET', '/dashboard')).text;
+    const rowOf = (id: string) => list.slice(list.indexOf(`data-watch-id="${id}"`), list.indexOf('</tr>', list.indexOf(`data-watch-id="${id}"`)));
+    for (const [id, outcome] of [[failed.id, 'task.failed'], [gaveUp.id, 'watch.failed']] as const) {
+      expect(rowOf(id)).toContain('class="badge s-delivered ended-badly"');
+      expect(rowOf(id)).toContain(`class="badge o-bad" data-testid="outcome">${outcome}<`);
+      const page = (await c.req('GET', `/dashboard/watches/${id}`)).text;
+      expect(page).toContain('ended-badly');
+      expect(page).toContain(`<dt>outcome</dt><dd class="mono">${outcome}</dd>`);
+    }
+    expect(rowOf(ok.id)).toContain('class="badge s-delivered" data-testid="status"');
+    expect(rowOf(ok.id)).toContain('class="badge o-ok" data-testid="outcome">task.completed<');
+    expect(rowOf(failing.id)).toContain('title="upstream answered HTTP 500" data-testid="poll-error">polls failing<');
+    const page = (await c.req('GET', `/dashboard/watches/${failing.id}`)).text;
+    expect(page).toMatch(/data-testid="poll-error-detail"><span class="http-bad">upstream answered HTTP 500<\/span>/);
+    s.upstream.store.setOverride(down.task_id, undefined);
+    await s.api(`/v1/watches/${failing.id}`, { method: 'DELETE', ...mine });
+  });
+
   it('escapes what clients put in a watch', async () => {
     const c = new Client();
     await c.signIn(TEST_API_KEY);
@@ -276,18 +315,11 @@ describe('dashboard over HTTP', () => {
   });
 });
 
-describe.skipIf(!HAS_CHROMIUM)('dashboard in headless Chromium', () => {
-  let browser: Browser;
-  beforeAll(async () => {
-    mkdirSync(SHOTS, { recursive: true });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
-  });
-  afterAll(async () => {
-    await browser?.close();
-  });
+describe.skipIf(SKIP_BROWSER_TESTS)('dashboard in headless Chromium', () => {
+  const browser = useChromium(SHOTS);
 
   it('signs in, finds the delivered watch, filters, opens it, redelivers and sees the new attempt', async () => {
-    const context = await browser.newContext({ viewport: { width: 1200, height: 800 } });
+    const context = await browser().newContext({ viewport: { width: 1200, height: 800 } });
     const page = await context.newPage();
     const problems: string[] = [];
     // A style or anything else refused by the CSP shows up as a console error; so would a script error.

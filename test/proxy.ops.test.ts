@@ -1,22 +1,18 @@
 // Self-hosting behind a firewall: upstream polls through HTTP_PROXY (NO_PROXY
 // bypasses it) and webhooks through TASKHOOK_CALLBACK_PROXY, against a real
-// forward proxy (tinyproxy) on loopback. The SSRF policy must hold through the
-// proxy: a forbidden callback address is refused before the proxy is asked.
+// forward proxy on loopback (the npm package `proxy`, see support/forward-proxy.ts).
+// The SSRF policy must hold through the proxy: a forbidden callback address is
+// refused before the proxy is asked.
 import { URL } from 'node:url';
 import { request } from 'undici';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { AddressPolicy, parseAllowPrivate } from '../src/net/address-policy.js';
 import { createCallbackDispatcher } from '../src/net/callback-proxy.js';
 import { startStack, type Stack } from './support/gateway.js';
 import { freePort } from './support/process.js';
-import { findTinyproxy, startTinyproxy, TINYPROXY_MISSING, type Tinyproxy } from './support/tinyproxy.js';
+import { startForwardProxy, type ForwardProxy } from './support/forward-proxy.js';
 import { waitForStatus } from './support/wait.js';
-
-beforeAll(() => {
-  // A missing proxy is a broken test machine, not a reason to skip: fail, saying how to fix it.
-  if (!findTinyproxy()) throw new Error(TINYPROXY_MISSING);
-});
 
 const cleanup: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -29,8 +25,8 @@ async function stack(env: Record<string, string>, overrides: Parameters<typeof s
   return s;
 }
 
-async function proxy(opts: Parameters<typeof startTinyproxy>[0]): Promise<Tinyproxy> {
-  const p = await startTinyproxy(opts);
+async function proxy(opts: Parameters<typeof startForwardProxy>[0]): Promise<ForwardProxy> {
+  const p = await startForwardProxy(opts);
   cleanup.push(() => p.stop());
   return p;
 }

@@ -49,9 +49,27 @@ function deliveryPart(w: Watch): string | undefined {
   return `webhook ${d.webhook_id} ${d.status} (${d.attempts} attempt${d.attempts === 1 ? '' : 's'}${http})`;
 }
 
+/** Ended in anything but task.completed: never shown as a plain "delivered". */
+const endedBadly = (w: Watch) => w.outcome !== null && w.outcome !== 'task.completed';
+
+/** The status, with the outcome when it is not a completed task: "delivered (watch.failed)". */
+function statusWord(w: Watch): string {
+  return endedBadly(w) ? `${w.status} (${w.outcome})` : w.status;
+}
+
+/** ✓ delivered a completed task · ! delivered another outcome · ✗ not delivered. */
+export function endMark(w: Watch): string {
+  if (w.status !== 'delivered') return '✗';
+  return endedBadly(w) ? '!' : '✓';
+}
+
+const pollErrorPart = (w: Watch) => (w.last_poll_error ? `polls failing since ${w.last_poll_error.at}: ${w.last_poll_error.message}` : undefined);
+
 /** One line: where a watch is. The live line of `watch --wait`. */
 export function statusLine(w: Watch): string {
-  const parts = [w.id, w.status, taskPart(w.task as Task | null), `${w.polls} poll${w.polls === 1 ? '' : 's'}`];
+  const parts = [w.id, statusWord(w), taskPart(w.task as Task | null), `${w.polls} poll${w.polls === 1 ? '' : 's'}`];
+  const pe = pollErrorPart(w);
+  if (pe) parts.push(pe);
   const d = deliveryPart(w);
   if (d) parts.push(d);
   return parts.join(' · ');
@@ -61,6 +79,8 @@ export function watchDetails(w: Watch): string {
   const task = w.task as Task | null;
   const rows: Array<[string, string | undefined]> = [
     ['status', w.status],
+    ['outcome', w.outcome ?? (w.status === 'cancelled' ? 'none (cancelled before the task ended)' : 'not decided yet')],
+    ['polls failing', w.last_poll_error ? `${w.last_poll_error.message} (since ${w.last_poll_error.at})` : undefined],
     ['task', `${w.task_id}${task ? ` (${[task.status, task.capability].filter(Boolean).join(', ')})` : ' (not polled yet)'}`],
     ['result', resultOf(task)],
     ['callback', w.callback_url],
@@ -79,8 +99,8 @@ export function watchDetails(w: Watch): string {
 
 export function watchTable(watches: Watch[]): string {
   return table(
-    ['ID', 'STATUS', 'TASK', 'CALLBACK', 'UPDATED'],
-    watches.map((w) => [w.id, w.status, w.task_id, w.callback_url, w.updated_at]),
+    ['ID', 'STATUS', 'OUTCOME', 'TASK', 'CALLBACK', 'UPDATED'],
+    watches.map((w) => [w.id, w.last_poll_error ? `${w.status} (polls failing)` : w.status, w.outcome ?? '-', w.task_id, w.callback_url, w.updated_at]),
   );
 }
 

@@ -49,7 +49,7 @@ export function buildProgram(): Command {
       outputError: (s, write) => write(`taskhook: ${oneLine(s.replace(/^error: /, ''))}\n`),
     });
 
-  // ---- running a gateway (server configuration from the environment, see CONTRACT §2)
+  // ---- running a gateway (server configuration from the environment, docs/configuration.md)
   program
     .command('serve')
     .description('run the gateway (the default command)')
@@ -191,7 +191,9 @@ export function buildProgram(): Command {
     `
 Client commands talk to a running gateway: --url or TASKHOOK_URL (default ${DEFAULT_URL}),
 the tenant's key in --api-key or TASKHOOK_API_KEY (\`tenant …\`: --admin-token or TASKHOOK_ADMIN_TOKEN).
-Server commands read the environment described in CONTRACT.md §2.
+Server commands read the environment described in docs/configuration.md.
+Reference (API, webhooks, configuration, guarantees): docs/ in the repository,
+and GET /docs on a running gateway.
 
 Examples:
   $ taskhook watch 7f3c… --callback https://example.com/hook --wait

@@ -3,7 +3,7 @@
 // environment, once); the CLI loads this module only when one of them runs.
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { createLogger, type Logger } from '../log.js';
-import { startGateway } from '../gateway.js';
+import { startGateway, StartupError, type Gateway } from '../gateway.js';
 import { isConnectionError, openDatabase } from '../db/client.js';
 import { pendingMigrations, runMigrations } from '../db/migrate.js';
 import { startSimUpstream } from '../sim/server.js';
@@ -78,7 +78,13 @@ export async function serve(role: string | undefined): Promise<void> {
   const cfg = config(role);
   const log = createLogger(cfg.logLevel);
   surviveDatabaseConnectionLoss(log);
-  const gw = await startGateway(cfg, log);
+  let gw: Gateway;
+  try {
+    gw = await startGateway(cfg, log);
+  } catch (err) {
+    throw new CliError(startupFailure(err, cfg));
+  }
+  for (const w of gw.warnings) process.stderr.write(`taskhook: warning: ${w}\n`);
   if (gw.generated.apiKey || gw.generated.signingSecret) {
     // Printed once, on the boot that created them; only hashes (keys) are kept.
     const lines = ['', 'taskhook generated credentials for the default tenant (shown once, store them now):'];
@@ -88,6 +94,20 @@ export async function serve(role: string | undefined): Promise<void> {
   }
   log.info({ url: gw.url, role: cfg.role, database: cfg.databaseUrl ? 'DATABASE_URL' : `embedded in ${cfg.dataDir}` }, 'taskhook started');
   onSignals(() => gw.stop());
+}
+
+/** Why the gateway could not start, as the one line after `taskhook: `, naming what to change. */
+export function startupFailure(err: unknown, cfg: Config): string {
+  if (err instanceof StartupError) return err.message;
+  const e = err as NodeJS.ErrnoException & { errors?: NodeJS.ErrnoException[] };
+  const code = e?.code ?? e?.errors?.[0]?.code;
+  const where = cfg.databaseUrl ? 'the database at DATABASE_URL' : `the embedded database in ${cfg.dataDir}`;
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'ETIMEDOUT' || code === 'CONNECT_TIMEOUT')
+    return `cannot reach ${where} (${code}): is it running, and is the address right?`;
+  if (code === '28P01' || code === '28000') return `${where} refused the login (${code}): check the user and password in DATABASE_URL`;
+  if (code === '3D000') return `${where} has no such database (${code}): create it, or fix the name in DATABASE_URL`;
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR') return `cannot write ${cfg.dataDir} (${code}): set TASKHOOK_DATA_DIR to a writable directory`;
+  return `could not start: ${err instanceof Error ? err.message : String(err)}`;
 }
 
 export async function migrate(check: boolean): Promise<number> {

@@ -3,7 +3,7 @@
 // webhook was delivered; 1 when undeliverable, cancelled or out of time.
 import { CliError } from './errors.js';
 import { call, type Target } from './http.js';
-import { statusLine, TERMINAL_WATCH_STATUSES, type Watch } from './format.js';
+import { endMark, statusLine, TERMINAL_WATCH_STATUSES, type Watch } from './format.js';
 
 export interface WaitOptions {
   intervalMs: number;
@@ -34,7 +34,7 @@ export async function waitForWatch(target: Target, first: Watch, o: WaitOptions)
   };
   for (;;) {
     if (TERMINAL_WATCH_STATUSES.has(w.status)) {
-      show(`${w.status === 'delivered' ? '✓' : '✗'} ${statusLine(w)}`, true);
+      show(`${endMark(w)} ${statusLine(w)}`, true);
       if (o.json) o.out.write(`${JSON.stringify(w, null, 2)}\n`);
       if (w.status === 'delivered') return 0;
       const why = w.last_delivery?.last_response_status ? `; the receiver last answered HTTP ${w.last_delivery.last_response_status}` : '';

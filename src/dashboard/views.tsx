@@ -33,6 +33,34 @@ function when(iso: string | null | undefined): Child {
 
 const StatusBadge: FC<{ status: string }> = ({ status }) => <span class={`badge s-${status}`}>{status}</span>;
 
+const OUTCOME_CLASS: Record<string, string> = { 'task.completed': 'o-ok', 'task.failed': 'o-bad', 'watch.failed': 'o-bad', 'task.cancelled': 'o-neutral' };
+
+/**
+ * Where a watch is and how it went: its status, then its outcome once decided (a watch
+ * that ended in task.failed or watch.failed is never a plain green "delivered": the
+ * status badge goes grey and the outcome is red), and "polls failing" while they do.
+ */
+const WatchState: FC<{ w: WatchView }> = ({ w }) => {
+  const badly = w.outcome !== null && w.outcome !== 'task.completed';
+  return (
+    <span class="state">
+      <span class={`badge s-${w.status}${badly ? ' ended-badly' : ''}`} data-testid="status">
+        {w.status}
+      </span>
+      {w.outcome ? (
+        <span class={`badge ${OUTCOME_CLASS[w.outcome] ?? 'o-neutral'}`} data-testid="outcome">
+          {w.outcome}
+        </span>
+      ) : null}
+      {w.last_poll_error ? (
+        <span class="badge s-pending" title={w.last_poll_error.message} data-testid="poll-error">
+          polls failing
+        </span>
+      ) : null}
+    </span>
+  );
+};
+
 function httpStatus(status: number | null | undefined): Child {
   if (status === null || status === undefined) return <span class="muted">—</span>;
   return <span class={status >= 200 && status < 300 ? 'http-ok' : 'http-bad'}>{status}</span>;
@@ -188,7 +216,7 @@ export const WatchesPage: FC<{
               </td>
               <td class="mono">{w.task_id}</td>
               <td>
-                <StatusBadge status={w.status} />
+                <WatchState w={w} />
               </td>
               <td>{w.polls}</td>
               <td>
@@ -241,7 +269,7 @@ export const WatchPage: FC<{ nonce: string; session: Signed; watch: WatchView; a
         <a href={BASE}>« all watches</a>
       </p>
       <h1>
-        <span class="mono">{w.id}</span> <StatusBadge status={w.status} />
+        <span class="mono">{w.id}</span> <WatchState w={w} />
       </h1>
       <div class="grid">
         <div class="card">
@@ -252,6 +280,16 @@ export const WatchPage: FC<{ nonce: string; session: Signed; watch: WatchView; a
             <dd class="mono">{w.callback_url}</dd>
             <dt>events</dt>
             <dd class="mono">{w.events.join(', ')}</dd>
+            <dt>outcome</dt>
+            <dd class="mono">{w.outcome ?? <span class="muted">not decided</span>}</dd>
+            {w.last_poll_error ? (
+              <>
+                <dt>polls failing</dt>
+                <dd data-testid="poll-error-detail">
+                  <span class="http-bad">{w.last_poll_error.message}</span> <span class="muted small">since {when(w.last_poll_error.at)}</span>
+                </dd>
+              </>
+            ) : null}
             <dt>polls</dt>
             <dd>{w.polls}</dd>
             <dt>next poll</dt>

@@ -72,6 +72,13 @@ export const upstreamTasks = pgTable(
      * written to Postgres). Null: not known, store whatever comes.
      */
     snapshotHash: bigint('snapshot_hash', { mode: 'number' }),
+    /**
+     * While polls of this task fail: the message, and when it first appeared (the watch's
+     * `last_poll_error`); null once a poll succeeds. Written only when it changes
+     * (src/poller/poll-error.ts), so a healthy poll writes nothing new.
+     */
+    lastPollError: text('last_poll_error'),
+    lastPollErrorAt: ts('last_poll_error_at'),
   },
   (t) => [
     uniqueIndex('upstream_tasks_tenant_task_uq').on(t.tenantId, t.taskId),
@@ -112,6 +119,12 @@ export const watches = pgTable(
     /** watching | delivering | delivered | undeliverable | cancelled */
     status: text('status').notNull().default('watching'),
     processingSent: boolean('processing_sent').notNull().default(false),
+    /**
+     * The event that ended the watch (task.completed | task.failed | task.cancelled |
+     * watch.failed), set by the statement that finishes the task, whether or not the
+     * watch subscribed to it; null until then, and for a watch cancelled before it.
+     */
+    outcome: text('outcome'),
     createdAt: ts('created_at').notNull().defaultNow(),
     updatedAt: ts('updated_at').notNull().defaultNow(),
   },

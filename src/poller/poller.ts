@@ -13,6 +13,7 @@ import { Breaker, overranDeadline } from '../engine/breaker.js';
 import { TokenBuckets } from '../engine/token-bucket.js';
 import { BatchWriter } from '../engine/batch.js';
 import { snapshotHash } from './snapshot-hash.js';
+import { PollErrorLog, pollErrorOf, pollErrorWrite } from './poll-error.js';
 import { noFaults, type Fault } from '../faults.js';
 import type { Metrics, PollOutcome } from '../metrics.js';
 
@@ -31,6 +32,10 @@ export interface ClaimedTask {
   lateness_s: number;
   /** local clock at claim, to notice a lease lost while this process was paused */
   claimed_at: number;
+  /** the watch's last_poll_error as stored (poll-error.ts) */
+  last_poll_error: string | null;
+  /** this poll's failure (null: it got the task), once a request was made */
+  poll_error?: string | null;
 }
 
 export interface PollerOptions {
@@ -73,6 +78,7 @@ export function createPoller(o: PollerOptions) {
   // (every process honours it through the deferred next_poll_at), not anyone else's.
   const pollBuckets = new TokenBuckets();
   const upstreamBreaker = new Breaker({ threshold: 5, baseOpenMs: 5_000 * (o.pollScale ?? 1), maxOpenMs: 300_000 });
+  const pollErrors = new PollErrorLog(log, now);
 
   const claim = async (limit: number) => {
     const rows = await claimSql(limit);
@@ -124,7 +130,7 @@ export function createPoller(o: PollerOptions) {
        -- keeps the claim O(batch) at a million rows (seen in EXPLAIN ANALYZE).
        where t.id = any(array(select id from due))
       returning t.id, t.tenant_id, t.task_id, t.lease_token, t.unauthorized_streak, t.error_streak,
-                t.processing_seen, t.snapshot_hash::float8 as snapshot_hash, (extract(epoch from now() - t.created_at) * 1000)::float8 as age_ms)
+                t.processing_seen, t.last_poll_error, t.snapshot_hash::float8 as snapshot_hash, (extract(epoch from now() - t.created_at) * 1000)::float8 as age_ms)
     select c.*, extract(epoch from now() - due.next_poll_at)::float8 as lateness_s from claimed c join due on due.id = c.id`;
 
   /** Lease-guarded reschedule, recording the snapshot (if any) in the same statement. */
@@ -139,6 +145,9 @@ export function createPoller(o: PollerOptions) {
     /** the snapshot, only when it differs from the stored one (its hash is `hash`) */
     raw: string | null;
     hash: number | null;
+    /** 1: set last_poll_error to pollError (null clears it); 0: leave it (poll-error.ts) */
+    pollErrorChanged: number;
+    pollError: string | null;
   }
 
   /**
@@ -154,13 +163,16 @@ export function createPoller(o: PollerOptions) {
         select * from unnest(
           ${rows.map((r) => r.id)}::bigint[], ${rows.map((r) => r.token)}::uuid[], ${rows.map((r) => r.delayMs)}::float8[],
           ${rows.map((r) => r.unauthorized)}::int[], ${rows.map((r) => r.errors)}::int[], ${rows.map((r) => (r.processing ? 1 : 0))}::int[],
-          ${rows.map((r) => r.status)}::text[], ${rows.map((r) => r.raw)}::text[], ${rows.map((r) => r.hash)}::float8[]
-        ) as r(id, token, delay_ms, unauthorized, errors, processing, status, raw, hash)
+          ${rows.map((r) => r.status)}::text[], ${rows.map((r) => r.raw)}::text[], ${rows.map((r) => r.hash)}::float8[],
+          ${rows.map((r) => r.pollErrorChanged)}::int[], ${rows.map((r) => r.pollError)}::text[]
+        ) as r(id, token, delay_ms, unauthorized, errors, processing, status, raw, hash, pe_changed, pe)
       ), t as (
         update upstream_tasks u
            set lease_token = null, next_poll_at = now() + r.delay_ms * interval '1 millisecond',
                unauthorized_streak = r.unauthorized, error_streak = r.errors, processing_seen = r.processing <> 0,
-               snapshot_hash = coalesce(r.hash::bigint, u.snapshot_hash)
+               snapshot_hash = coalesce(r.hash::bigint, u.snapshot_hash),
+               last_poll_error = case when r.pe_changed <> 0 then r.pe else u.last_poll_error end,
+               last_poll_error_at = case when r.pe_changed = 0 then u.last_poll_error_at when r.pe is not null then now() end
           from r
          where u.id = r.id and u.lease_token = r.token
         returning u.id, u.tenant_id, u.task_id, u.polls)
@@ -178,6 +190,7 @@ export function createPoller(o: PollerOptions) {
     // worst that does is skip storing one answer that equals the one hashed.)
     const hash = snapshot ? snapshotHash(snapshot.raw) : null;
     const changed = snapshot !== undefined && hash !== task.snapshot_hash;
+    const pollError = pollErrorWrite(task.last_poll_error, task.poll_error);
     return rescheduler.add({
       id: task.id,
       token: task.lease_token,
@@ -188,6 +201,8 @@ export function createPoller(o: PollerOptions) {
       status: changed ? snapshot.status : null,
       raw: changed ? snapshot.raw : null,
       hash: changed ? hash : null,
+      pollErrorChanged: pollError ? 1 : 0,
+      pollError: pollError?.message ?? null,
     });
   }
 
@@ -249,7 +264,7 @@ export function createPoller(o: PollerOptions) {
         ${outboxInsert(sql`type`, true, sql`data`, sql`where subscribed`)}
       ), moved as (
         -- a watch that did not subscribe to this outcome has nothing left to send
-        update watches w set status = case when ws.subscribed then 'delivering' else 'delivered' end, updated_at = now()
+        update watches w set status = case when ws.subscribed then 'delivering' else 'delivered' end, outcome = ws.type, updated_at = now()
           from ws where w.id = ws.id
       )
       select (select count(*)::int from ins) as enqueued`;
@@ -302,7 +317,8 @@ export function createPoller(o: PollerOptions) {
       ), kept as (
         update upstream_tasks u
            set lease_token = null, next_poll_at = now() + r.delay_ms * interval '1 millisecond',
-               unauthorized_streak = 0, error_streak = 0, processing_seen = true, snapshot_hash = r.hash::bigint
+               unauthorized_streak = 0, error_streak = 0, processing_seen = true, snapshot_hash = r.hash::bigint,
+               last_poll_error = null, last_poll_error_at = null
           from r
          where u.id = r.id and u.lease_token = r.token
         returning u.id, u.tenant_id, u.task_id, u.polls
@@ -372,6 +388,8 @@ export function createPoller(o: PollerOptions) {
     const asked = now();
     const result: PollResult = await o.upstream.fetchTask(tenant.upstreamBaseUrl, tenant.upstreamApiKey, task.task_id);
     metrics?.poll(pollOutcome(result));
+    task.poll_error = pollErrorOf(result);
+    if (task.poll_error !== null) pollErrors.failed(task.tenant_id, task.task_id, task.poll_error);
     fault('poll.before-commit');
     // (a failure that overran its deadline: this process was paused, which says nothing about upstream)
     const wePaused = o.requestTimeoutMs !== undefined && overranDeadline(now() - asked, o.requestTimeoutMs);
@@ -405,7 +423,6 @@ export function createPoller(o: PollerOptions) {
       case 'error': {
         if (expired) return giveUp(task, 'watch_expired');
         const streak = Math.min(task.error_streak + 1, 30);
-        log.debug({ tenant: task.tenant_id, task_id: task.task_id, error: result.message }, 'upstream poll failed');
         return reschedule(task, { kind: 'error', streak }, { error_streak: streak });
       }
     }

@@ -76,3 +76,9 @@ export async function bootstrapDefaultTenant(
   }
   return {};
 }
+
+/** Whether the default tenant has an upstream key (from UPSTREAM_API_KEY now or before, or PATCH /v1/tenant). */
+export async function defaultTenantHasUpstreamKey(sql: Sql): Promise<boolean> {
+  const [row] = await sql<{ has: boolean }[]>`select upstream_api_key_enc is not null as has from tenants where id = ${DEFAULT_TENANT_ID}`;
+  return row?.has === true;
+}

@@ -7,7 +7,9 @@ import { BASE_MIN_MS, FIRST_POLL_DELAY_MS } from '../upstream/schedule.js';
 import { BatchWriter } from '../engine/batch.js';
 
 export const EVENT_TYPES = ['task.completed', 'task.failed', 'task.cancelled', 'task.processing', 'watch.failed'] as const;
-export const DEFAULT_EVENTS = ['task.completed', 'task.failed', 'task.cancelled', 'watch.failed'];
+/** The events that end a watch: its `outcome`, and what it is sent by default. */
+export const OUTCOMES = ['task.completed', 'task.failed', 'task.cancelled', 'watch.failed'] as const;
+export const DEFAULT_EVENTS: string[] = [...OUTCOMES];
 export const WATCH_STATUSES = ['watching', 'delivering', 'delivered', 'undeliverable', 'cancelled'] as const;
 
 interface Registration extends NewWatch {
@@ -29,12 +31,17 @@ interface WatchRow {
   metadata: Record<string, unknown>;
   events: string[];
   status: string;
+  outcome: string | null;
   created_at: Date;
   updated_at: Date;
   snapshot: string | null;
   polls: number | null;
   next_poll_at: Date | null;
+  last_poll_error: string | null;
+  last_poll_error_at: Date | null;
   d_id: string | null;
+  d_event_type: string | null;
+  d_terminal: boolean | null;
   d_status: string | null;
   d_attempts: number | null;
   d_next_attempt_at: Date | null;
@@ -53,6 +60,10 @@ export interface WatchView {
   next_poll_at: string | null;
   created_at: string;
   updated_at: string;
+  /** the event that ended the watch (OUTCOMES), null until then */
+  outcome: string | null;
+  /** while the polls of its task fail (src/poller/poll-error.ts) */
+  last_poll_error: null | { at: string; message: string };
   last_delivery: null | {
     webhook_id: string;
     status: string;
@@ -75,6 +86,13 @@ function view(r: WatchRow): WatchView {
     next_poll_at: r.status === 'watching' && r.next_poll_at ? r.next_poll_at.toISOString() : null,
     created_at: r.created_at.toISOString(),
     updated_at: r.updated_at.toISOString(),
+    // A watch finished by a process of the release before `outcome` existed (a rolling
+    // upgrade) has none stored: its terminal webhook says which it was.
+    outcome: r.outcome ?? (r.d_terminal ? r.d_event_type : null),
+    last_poll_error:
+      r.status === 'watching' && r.last_poll_error !== null
+        ? { at: (r.last_poll_error_at ?? r.updated_at).toISOString(), message: r.last_poll_error }
+        : null,
     last_delivery: r.d_id
       ? {
           webhook_id: r.d_id,
@@ -97,15 +115,15 @@ export class WatchStore {
   private select(where: ReturnType<Sql>, tail: ReturnType<Sql> = this.sql``) {
     const sql = this.sql;
     return sql<WatchRow[]>`
-      select w.id, w.task_id, w.callback_url, w.metadata, w.events, w.status, w.created_at, w.updated_at,
-             s.snapshot, coalesce(u.polls, s.polls) as polls, u.next_poll_at,
-             d.id as d_id, d.status as d_status, d.attempts as d_attempts,
+      select w.id, w.task_id, w.callback_url, w.metadata, w.events, w.status, w.outcome, w.created_at, w.updated_at,
+             s.snapshot, coalesce(u.polls, s.polls) as polls, u.next_poll_at, u.last_poll_error, u.last_poll_error_at,
+             d.id as d_id, d.event_type as d_event_type, d.terminal as d_terminal, d.status as d_status, d.attempts as d_attempts,
              d.next_attempt_at as d_next_attempt_at, d.last_response_status as d_last_response_status
         from watches w
         left join task_snapshots s on s.tenant_id = w.tenant_id and s.task_id = w.task_id
         left join upstream_tasks u on u.tenant_id = w.tenant_id and u.task_id = w.task_id
         left join lateral (
-          select id, status, attempts, next_attempt_at, last_response_status from deliveries
+          select id, event_type, terminal, status, attempts, next_attempt_at, last_response_status from deliveries
            where watch_id = w.id order by created_at desc, id desc limit 1) d on true
        where ${where} ${tail}`;
   }
@@ -162,7 +180,7 @@ export class WatchStore {
         insert into watches (id, tenant_id, task_id, callback_url, metadata, events)
         select id, tenant_id, task_id, callback_url, metadata::jsonb, string_to_array(events, ',') from r order by ord
         on conflict (tenant_id, task_id, callback_url) do nothing
-        returning id, tenant_id, task_id, callback_url, metadata, events, status, created_at, updated_at
+        returning id, tenant_id, task_id, callback_url, metadata, events, status, outcome, created_at, updated_at
       ), u as (
         insert into upstream_tasks (tenant_id, task_id, next_poll_at)
         select distinct on (tenant_id, task_id) tenant_id, task_id, now() + ${firstPollMs} * interval '1 millisecond' from w
@@ -171,10 +189,10 @@ export class WatchStore {
           set lease_token = null,
               next_poll_at = case when upstream_tasks.lease_token is null then upstream_tasks.next_poll_at
                                   else least(upstream_tasks.next_poll_at, now() + ${minGapMs} * interval '1 millisecond') end
-        returning tenant_id, task_id, polls, next_poll_at
+        returning tenant_id, task_id, polls, next_poll_at, last_poll_error, last_poll_error_at
       )
-      select w.*, s.snapshot, coalesce(u.polls, s.polls) as polls, u.next_poll_at,
-             null as d_id, null as d_status, null as d_attempts, null as d_next_attempt_at, null as d_last_response_status
+      select w.*, s.snapshot, coalesce(u.polls, s.polls) as polls, u.next_poll_at, u.last_poll_error, u.last_poll_error_at,
+             null as d_id, null as d_event_type, null as d_terminal, null as d_status, null as d_attempts, null as d_next_attempt_at, null as d_last_response_status
         from w
         left join u on u.tenant_id = w.tenant_id and u.task_id = w.task_id
         left join task_snapshots s on s.tenant_id = w.tenant_id and s.task_id = w.task_id`;

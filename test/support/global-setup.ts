@@ -1,5 +1,6 @@
 // Once per test run: a Postgres server (DATABASE_URL's, or an embedded one in a
-// temp dir) and a migrated template database each test clones in milliseconds.
+// temp dir) and a migrated template database each test clones in milliseconds; and the
+// one line saying the browser tests are skipped, when they are (support/browser.ts).
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +8,7 @@ import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
 import { startEmbedded } from '../../src/db/embedded.js';
 import { runMigrations } from '../../src/db/migrate.js';
+import { browserSkipNotice } from './browser.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -16,6 +18,8 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject) {
+  const notice = browserSkipNotice();
+  if (notice) process.stdout.write(notice);
   let adminUrl: string;
   let stopEmbedded: (() => Promise<void>) | undefined;
   let tmp: string | undefined;

@@ -88,7 +88,18 @@ function opsPaths(r: Registry) {
     path: '/docs',
     operationId: 'docs',
     summary: 'This document, rendered',
-    responses: { 200: { description: 'An HTML page rendering /openapi.json.', content: { 'text/html': { schema: { type: 'string' }, example: '<!doctype html>…' } } } },
+    responses: { 200: { description: 'An HTML page rendering /openapi.json (Swagger UI, served by the gateway itself: works offline).', content: { 'text/html': { schema: { type: 'string' }, example: '<!doctype html>…' } } } },
+  });
+  op({
+    method: 'get',
+    path: '/docs/assets/{name}',
+    operationId: 'docsAsset',
+    summary: "The /docs page's script and stylesheet",
+    request: { params: z.object({ name: z.enum(['swagger-ui-bundle.js', 'swagger-ui.css', 'init.js']).meta({ description: 'the file', example: 'swagger-ui.css' }) }) },
+    responses: {
+      200: { description: 'The file (gzip when accepted), from the pinned swagger-ui-dist package.', content: { 'text/css': { schema: { type: 'string' }, example: '.swagger-ui{…}' } } },
+      404: { description: 'No such file.', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' }, example: ex.problems.NotFound } } },
+    },
   });
 }
 

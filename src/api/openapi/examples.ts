@@ -70,6 +70,8 @@ export const newWatch = {
   next_poll_at: '2026-11-28T12:00:02.000Z',
   created_at: '2026-11-28T12:00:00.000Z',
   updated_at: '2026-11-28T12:00:00.000Z',
+  outcome: null,
+  last_poll_error: null,
   last_delivery: null,
 } satisfies Watch;
 
@@ -80,6 +82,7 @@ export const deliveredWatch = {
   polls: 3,
   next_poll_at: null,
   updated_at: '2026-11-28T12:00:08.214Z',
+  outcome: 'task.completed',
   last_delivery: { webhook_id: WEBHOOK_ID, status: 'delivered', attempts: 1, next_attempt_at: null, last_response_status: 204 },
 } satisfies Watch;
 

@@ -1,7 +1,7 @@
-// GET /openapi.json (the document) and GET /docs (Scalar rendering it), both public.
+// GET /openapi.json (the document) and GET /docs (Swagger UI rendering it, ./viewer.ts), both public.
 import { Hono } from 'hono';
-import { Scalar } from '@scalar/hono-api-reference';
 import { buildOpenApiDocument } from './document.js';
+import { viewerRoutes } from './viewer.js';
 
 export { buildOpenApiDocument };
 
@@ -12,7 +12,6 @@ export function docsRoutes() {
     json ??= JSON.stringify(buildOpenApiDocument());
     return c.body(json, 200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=300' });
   });
-  // Relative, so the page keeps working behind a reverse proxy that adds a path prefix.
-  app.get('/docs', Scalar({ url: './openapi.json', pageTitle: 'taskhook API' }));
+  app.route('/', viewerRoutes());
   return app;
 }

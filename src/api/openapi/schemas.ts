@@ -3,7 +3,7 @@
 // these describe the other direction, for the OpenAPI document and the typed client.
 // The type checks at the bottom keep them in step with what the stores return.
 import { z } from 'zod';
-import { EVENT_TYPES, WATCH_STATUSES, type WatchView } from '../../watches/store.js';
+import { EVENT_TYPES, OUTCOMES, WATCH_STATUSES, type WatchView } from '../../watches/store.js';
 import type { CreatedTenant, TenantSummary, TenantView } from '../../tenancy/store.js';
 import type { GiveUpCode } from '../../delivery/outbox.js';
 
@@ -57,6 +57,17 @@ export const watchSchema = z.object({
   next_poll_at: isoTime('when upstream is polled next; null once the watch stopped watching').nullable(),
   created_at: isoTime('registration time'),
   updated_at: isoTime('last change'),
+  outcome: z
+    .enum(OUTCOMES)
+    .nullable()
+    .describe('the event that ended the watch, whether or not it was subscribed to; null until then, and for a watch cancelled before it ended'),
+  last_poll_error: z
+    .object({
+      at: isoTime('when polls started failing this way'),
+      message: z.string().describe('what the last poll ran into: an HTTP status, a timeout, a DNS or connection error, a malformed answer'),
+    })
+    .nullable()
+    .describe('while upstream polls of the task are failing; null once one succeeds (and once the watch stopped watching)'),
   last_delivery: z
     .object({
       webhook_id: z.string().describe('msg_…: the webhook-id header, the same on every retry and redelivery'),
@@ -193,7 +204,7 @@ export type StreamedWebhook = z.infer<typeof streamedWebhookSchema>;
 type Fits<Actual, Documented> = [Actual] extends [Documented] ? true : false;
 type Expect<T extends true> = T;
 type Loose<W> = W extends { last_delivery: infer D }
-  ? Omit<W, 'status' | 'events' | 'task' | 'last_delivery'> & { last_delivery: Omit<NonNullable<D>, 'status'> | null }
+  ? Omit<W, 'status' | 'events' | 'task' | 'outcome' | 'last_delivery'> & { last_delivery: Omit<NonNullable<D>, 'status'> | null }
   : never;
 export type DriftChecks = [
   Expect<Fits<Loose<WatchView>, Loose<Watch>>>,
