@@ -104,6 +104,7 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
     apiKey: cfg.apiKey,
     signingSecret: cfg.signingSecret,
     upstreamApiKey: cfg.upstreamApiKey,
+    warn: (msg) => log.warn(msg),
   });
   const warnings: string[] = [];
   if (!cfg.upstreamApiKey && !(await defaultTenantHasUpstreamKey(sql))) {

@@ -2,12 +2,11 @@
 // A separate API process takes the registrations so the faulty worker can die
 // whenever its fault point says, without failing a registration.
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FaultPoint } from '../src/faults.js';
 import { TEST_API_KEY } from './support/env.js';
 import { registerMany, startFleet, tally, waitAllDelivered, type Fleet } from './support/fleet.js';
-import type { GatewayProcess } from './support/process.js';
+import { processState, type GatewayProcess } from './support/process.js';
 
 let f: Fleet | undefined;
 afterEach(async () => {
@@ -17,15 +16,6 @@ afterEach(async () => {
 
 const exited = (gw: GatewayProcess) =>
   gw.child.exitCode !== null || gw.child.signalCode !== null ? Promise.resolve() : once(gw.child, 'exit').then(() => {});
-
-function processState(pid: number): string {
-  // Linux: the third field of /proc/<pid>/stat is the state letter (T = stopped).
-  try {
-    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] ?? '?';
-  } catch {
-    return 'gone';
-  }
-}
 
 describe('SIGKILL at each stage, then restart', () => {
   it.each<[FaultPoint, number]>([

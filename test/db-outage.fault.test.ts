@@ -185,6 +185,15 @@ describe('database outage', () => {
     // stay down ~3 s, checking the process is still up and /readyz stays 503 throughout
     while (Date.now() - downAt < 3_000) {
       expect(await status(`${rig.gw.url}/readyz`)).toBe(503);
+      // the API says the database is unavailable (503 + Retry-After), not that it broke (500)
+      const reg = await fetch(`${rig.gw.url}/v1/watches`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_API_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ task_id: 'during-outage', callback_url: `${rig.receiver.url}/hook` }),
+        signal: AbortSignal.timeout(15_000),
+      });
+      expect(reg.status, await reg.text()).toBe(503);
+      expect(reg.headers.get('retry-after')).toBe('1');
       expect(await status(`${rig.gw.url}/healthz`)).toBe(200);
       expectAlive(rig);
       await sleep(250);

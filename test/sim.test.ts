@@ -245,3 +245,44 @@ describe('sim upstream lifecycle', () => {
     expect(Date.now() - started).toBeLessThan(1000);
   });
 });
+
+describe('sim admin routes (/_sim, opt-in)', () => {
+  it('fault windows answer every poll or one key for a while; the log records every poll and the terminal answer verbatim', async () => {
+    const sim = await startSimUpstream({ apiKeys: ['sk_a', 'sk_b'], admin: true });
+    try {
+      const get = (key: string, id: string) => request(`${sim.url}/api/v2/tasks/${id}`, { headers: { authorization: `Bearer ${key}` } });
+      const t = sim.createTask({ durationMs: 0 });
+      const fault = await request(`${sim.url}/_sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ mode: '429', ms: 60_000, key: 'sk_a', retry_after_s: 2 }) });
+      expect(fault.statusCode).toBe(201);
+      const limited = await get('sk_a', t.task_id);
+      expect([limited.statusCode, limited.headers['retry-after']]).toEqual([429, '2']);
+      await limited.body.text();
+      const ok = await get('sk_b', t.task_id);
+      expect(ok.statusCode).toBe(200);
+      const body = await ok.body.text();
+      expect((await request(`${sim.url}/_sim/faults`, { method: 'DELETE' })).statusCode).toBe(204);
+      const after = await get('sk_a', t.task_id);
+      expect(after.statusCode).toBe(200);
+      await after.body.text();
+      const bad = await request(`${sim.url}/_sim/faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ mode: 'teapot', ms: 1 }) });
+      expect(bad.statusCode).toBe(400);
+      await bad.body.text();
+      const log = (await (await request(`${sim.url}/_sim/log`)).body.json()) as { polls: unknown[][]; terminal: Record<string, string> };
+      expect(log.polls.map((p) => [p[1], p[2], p[3]])).toEqual([[t.task_id, 'sk_a', 429], [t.task_id, 'sk_b', 200], [t.task_id, 'sk_a', 200]]);
+      expect(log.terminal[t.task_id]).toBe(body);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('is off by default', async () => {
+    const sim = await startSimUpstream();
+    try {
+      const res = await request(`${sim.url}/_sim/log`);
+      expect(res.statusCode).toBe(404);
+      await res.body.text();
+    } finally {
+      await sim.close();
+    }
+  });
+});

@@ -2,6 +2,7 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Logger } from '../log.js';
+import { isConnectionError } from '../db/client.js';
 
 export class ApiError extends Error {
   constructor(
@@ -51,6 +52,12 @@ export function onError(log: Logger) {
     const status = (err as { status?: number }).status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
       return problem(c, new ApiError(status as ContentfulStatusCode, 'http-error', 'Request error', err.message || 'request error'));
+    }
+    // The database went away under the request (restart, killed backend): say so, and that a
+    // retry is the thing to do. Not "not applied": a commit may have landed before the loss.
+    if (isConnectionError(err)) {
+      log.warn({ err, path: c.req.path }, 'database unreachable');
+      return problem(c, new ApiError(503, 'unavailable', 'Service unavailable', 'the database is unreachable right now; retry shortly', { 'retry-after': '1' }));
     }
     log.error({ err, path: c.req.path }, 'unhandled error');
     return problem(c, new ApiError(500, 'internal', 'Internal error', 'something went wrong on our side; the request was not applied'));

@@ -17,6 +17,15 @@ export const RESPONSE_EXCERPT_BYTES = 4096;
  * retry carries the same webhook-id, so at worst it is a duplicate receivers dedupe.
  */
 const QUICK_RETRY_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT']);
+/**
+ * A quick retry starts only while at least this share of the attempt's deadline is left,
+ * read from the clock (not from the deadline's timer: in a process starved of CPU the
+ * retry's timer can fire before an already-expired deadline's does). A retry sent near
+ * the deadline is cut off while the receiver may already be handling it: the attempt is
+ * recorded as failed, the event sent again later, and the receiver sees a duplicate that
+ * no crash explains (found by the soak: bench/README.md, "Soak").
+ */
+const QUICK_RETRY_MIN_LEFT = 0.5;
 
 export interface SendInput {
   url: string;
@@ -47,6 +56,7 @@ export function createSender(o: {
     async send({ url, msgId, body, secrets }) {
       const started = performance.now();
       const deadline = AbortSignal.timeout(o.timeoutMs);
+      let lastError: Error | undefined;
       const timestamp = Math.floor(now() / 1000);
       const headers = {
         'content-type': 'application/json',
@@ -57,7 +67,8 @@ export function createSender(o: {
       };
       try {
         const res = await pRetry(
-          async () => {
+          async (attempt) => {
+            if (attempt > 1 && performance.now() - started > o.timeoutMs * (1 - QUICK_RETRY_MIN_LEFT)) throw new AbortError(lastError!);
             try {
               return await request(url, {
                 method: 'POST',
@@ -71,6 +82,7 @@ export function createSender(o: {
             } catch (err) {
               const code = (err as { code?: string }).code;
               if (deadline.aborted || !code || !QUICK_RETRY_CODES.has(code)) throw new AbortError(err as Error);
+              lastError = err as Error;
               throw err;
             }
           },

@@ -9,7 +9,7 @@
 // breaker that defers an endpoint's queue when it keeps failing: one slow or dead
 // receiver, or one tenant's backlog, can't hold up everyone else's webhooks.
 import type { Sql } from '../db/client.js';
-import { Breaker } from '../engine/breaker.js';
+import { Breaker, overranDeadline } from '../engine/breaker.js';
 import { ClaimLoop } from '../engine/loop.js';
 import { noFaults, type Fault } from '../faults.js';
 import type { TenantDirectory } from '../tenancy/directory.js';
@@ -255,6 +255,7 @@ export function createDeliverer(o: DelivererOptions) {
 
   async function trackEndpointHealth(endpoint: string, result: SendResult) {
     const out = result.outcome;
+    if (out.kind === 'error' && overranDeadline(result.durationMs, o.deliveryTimeoutMs)) return; // we were paused, not the receiver
     if (out.kind === 'response' && out.status < 500 && out.status !== 429) {
       breaker.success(endpoint); // reachable and answering, even if it said no
       return;
@@ -303,16 +304,23 @@ export function createDeliverer(o: DelivererOptions) {
     }
   }
 
+  /** Not sent: the row goes back to the queue at once, its attempt not counted (if it is still ours). */
+  async function handBack(d: ClaimedDelivery): Promise<void> {
+    metrics?.delivery('deferred', null);
+    await sql`update deliveries set lease_token = null, attempts = greatest(attempts - 1, 0), next_attempt_at = now()
+              where id = ${d.id} and lease_token = ${d.lease_token}`;
+  }
+
   async function attemptWithSlot(d: ClaimedDelivery, freeSlot: (afterMs?: number) => void): Promise<void> {
     // Paused (SIGSTOP, a long GC) or queued behind a slow endpoint until the lease could run
     // out mid-attempt? Don't send; hand the row back if it is still ours (else it is the
     // next owner's already).
-    if (now() - d.claimed_at > leaseMs - o.deliveryTimeoutMs) {
-      log.warn({ delivery: d.id }, 'lease ran out before sending; not sending');
-      metrics?.delivery('deferred', null);
-      await sql`update deliveries set lease_token = null, attempts = greatest(attempts - 1, 0), next_attempt_at = now()
-                where id = ${d.id} and lease_token = ${d.lease_token}`;
-      return;
+    // Stopping (SIGTERM): a send not begun yet is handed back, not begun. Begun after the drain
+    // deadline had handed its lease to another process, it would be sent twice (found by the soak).
+    const stopping = loop.stopping;
+    if (stopping || now() - d.claimed_at > leaseMs - o.deliveryTimeoutMs) {
+      if (!stopping) log.warn({ delivery: d.id }, 'lease ran out before sending; not sending');
+      return handBack(d);
     }
     const paused = breaker.openFor(d.endpoint, now());
     if (paused > 0) {
@@ -323,6 +331,7 @@ export function createDeliverer(o: DelivererOptions) {
       return;
     }
     const tenant = await o.tenants.get(d.tenant_id);
+    if (loop.stopping) return handBack(d); // the stop came while we looked the tenant up (seconds on a loaded box)
     const attemptedAt = new Date();
     const result: SendResult = tenant
       ? await o.sender.send({ url: d.callback_url, msgId: d.id, body: d.payload, secrets: tenant.signingSecrets })

@@ -3,6 +3,16 @@
 // while; the caller defers the key's queued work until then, in the database, so
 // an endpoint that keeps failing doesn't burn the retry budget of every event.
 // State is per process on purpose: the deferral it triggers is what all processes share.
+/**
+ * A request that took longer than its own deadline by more than this was not slow at the
+ * other end: this process was frozen or starved (SIGSTOP, a long GC pause, an overloaded
+ * box) and its timers fired late. Such a failure says nothing about the endpoint or the
+ * upstream, and must not open a breaker — whose deferral every process shares (found by
+ * the soak: one worker resumed from SIGSTOP opened the circuit of every healthy receiver).
+ */
+export const PAUSED_OVERRUN_MS = 1_000;
+export const overranDeadline = (tookMs: number, deadlineMs: number) => tookMs > deadlineMs + PAUSED_OVERRUN_MS;
+
 export interface BreakerOptions {
   threshold?: number;
   baseOpenMs?: number;

@@ -41,6 +41,11 @@ export class ClaimLoop<T> {
     this.done = this.run();
   }
 
+  /** stop() was called: work not yet started should hand itself back rather than begin. */
+  get stopping(): boolean {
+    return !this.running;
+  }
+
   /** Cut the idle sleep short: new work was just written by this process. */
   wake(): void {
     this.wakeUp?.();

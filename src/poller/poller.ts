@@ -9,7 +9,7 @@ import { TERMINAL_STATUSES, type PollResult, type UpstreamClient } from '../upst
 import { nextPollDelayMs, type PollSignal } from '../upstream/schedule.js';
 import { giveUpData, outboxIdPrefix, webhookHead, type EventType, type GiveUpCode } from '../delivery/outbox.js';
 import type { Logger } from '../log.js';
-import { Breaker } from '../engine/breaker.js';
+import { Breaker, overranDeadline } from '../engine/breaker.js';
 import { TokenBuckets } from '../engine/token-bucket.js';
 import { BatchWriter } from '../engine/batch.js';
 import { snapshotHash } from './snapshot-hash.js';
@@ -385,12 +385,15 @@ export function createPoller(o: PollerOptions) {
       metrics?.poll('skipped');
       return;
     }
+    const asked = now();
     const result: PollResult = await o.upstream.fetchTask(tenant.upstreamBaseUrl, tenant.upstreamApiKey, task.task_id);
     metrics?.poll(pollOutcome(result));
     task.poll_error = pollErrorOf(result);
     if (task.poll_error !== null) pollErrors.failed(task.tenant_id, task.task_id, task.poll_error);
     fault('poll.before-commit');
-    await trackUpstreamHealth(task.tenant_id, result);
+    // (a failure that overran its deadline: this process was paused, which says nothing about upstream)
+    const wePaused = o.requestTimeoutMs !== undefined && overranDeadline(now() - asked, o.requestTimeoutMs);
+    if (!(wePaused && result.kind === 'error')) await trackUpstreamHealth(task.tenant_id, result);
     const expired = task.age_ms > o.maxWatchAgeMs;
     switch (result.kind) {
       case 'task': {

@@ -10,6 +10,7 @@ import type { Context } from 'hono';
 import { z } from 'zod';
 import { SimTaskStore } from './tasks.js';
 import type { Override, TaskScript, TaskView } from './tasks.js';
+import { SimAdmin, faultResponse } from './admin.js';
 
 export interface SimUpstreamOptions {
   /** 0 (default) picks a free port */
@@ -19,6 +20,8 @@ export interface SimUpstreamOptions {
   apiKeys?: string[];
   /** clock in ms; default Date.now */
   now?: () => number;
+  /** serve /_sim (fault windows, poll log: src/sim/admin.ts); default off */
+  admin?: boolean;
 }
 
 export interface SimUpstream {
@@ -46,6 +49,8 @@ const scriptSchema = z.strictObject({
   error: errorSchema.optional(),
   metadata: z.unknown().optional(),
 });
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
 const apiError = (code: string, message: string, type: string) => ({ error: { code, message, type } });
 
@@ -91,30 +96,53 @@ export async function startSimUpstream(opts: SimUpstreamOptions = {}): Promise<S
   const app = new Hono();
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
+  const admin = opts.admin ? new SimAdmin(now) : undefined;
+  if (admin) app.route('/_sim', admin.routes());
+
+  /** Holds the request open until the client gives up or the server closes. */
+  const hang = async (c: Context) => {
+    await new Promise<void>((resolve) => {
+      const release = () => {
+        hanging.delete(release);
+        resolve();
+      };
+      hanging.add(release);
+      c.req.raw.signal.addEventListener('abort', release, { once: true });
+    });
+    // Only reached once the client is gone or the server is closing; nobody reads it.
+    return c.body(null, 503);
+  };
+
   app.get('/api/v2/tasks/:task_id', async (c) => {
     const id = c.req.param('task_id');
     total += 1;
     perTask.set(id, (perTask.get(id) ?? 0) + 1);
+    const at = now();
+    const key = bearerKey(c.req.header('authorization'));
 
-    const o = store.takeOverride(id);
-    if (o?.hang) {
-      await new Promise<void>((resolve) => {
-        const release = () => {
-          hanging.delete(release);
-          resolve();
-        };
-        hanging.add(release);
-        c.req.raw.signal.addEventListener('abort', release, { once: true });
-      });
-      // Only reached once the client is gone or the server is closing; nobody reads it.
-      return c.body(null, 503);
+    const fault = admin?.faultFor(key);
+    if (fault) {
+      admin!.record(at, id, key, fault.mode === 'hang' ? 0 : fault.mode === 'garbage' ? 200 : Number(fault.mode));
+      return fault.mode === 'hang' ? hang(c) : faultResponse(fault);
     }
+    const o = store.takeOverride(id);
+    if (o?.hang) return hang(c);
     if (o) return overrideResponse(o);
 
-    if (!authorized(c)) return unauthorized(c);
-    const task = store.get(id, now());
-    if (!task) return c.json(apiError('task_not_found', `Task ${id} not found`, 'invalid_request'), 404);
-    return c.json(task, 200);
+    if (!authorized(c)) {
+      admin?.record(at, id, key, 401);
+      return unauthorized(c);
+    }
+    const task = store.get(id, at);
+    if (!task) {
+      admin?.record(at, id, key, 404);
+      return c.json(apiError('task_not_found', `Task ${id} not found`, 'invalid_request'), 404);
+    }
+    if (!admin) return c.json(task, 200);
+    // The exact bytes c.json would send, so the log can vouch for what each poll was told.
+    const body = JSON.stringify(task);
+    admin.record(at, id, key, 200, body, TERMINAL.has(task.status));
+    return c.body(body, 200, { 'content-type': 'application/json' });
   });
 
   app.post('/api/v2/tasks', async (c) => {

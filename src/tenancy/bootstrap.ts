@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Sql } from '../db/client.js';
 import { createSecretBox, type SecretBox } from './secret-box.js';
 import { hashApiKey, newApiKey, newSigningSecret } from './keys.js';
+import { ROTATION_OVERLAP_MS } from './store.js';
 
 export const DEFAULT_TENANT_ID = 'ten_default';
 
@@ -26,6 +27,8 @@ export interface BootstrapInput {
   apiKey: string | undefined;
   signingSecret: string | undefined;
   upstreamApiKey: string | undefined;
+  /** a line for the operator (the environment's signing secret was not applied, and why) */
+  warn?: (msg: string) => void;
 }
 
 /** Ensures the default tenant exists and matches the environment; returns generated secrets to print. */
@@ -51,8 +54,22 @@ export async function bootstrapDefaultTenant(
               where id = ${DEFAULT_TENANT_ID} and api_key_hash <> ${hashApiKey(input.apiKey)}`;
   }
   if (input.signingSecret) {
-    await sql`update tenants set signing_secret = ${input.signingSecret}, updated_at = now()
-              where id = ${DEFAULT_TENANT_ID} and signing_secret <> ${input.signingSecret}`;
+    // A changed TASKHOOK_SIGNING_SECRET is a rotation (the replaced secret keeps signing for
+    // the overlap), applied only while the secret was never rotated otherwise. Once it has
+    // been (POST /v1/tenant/signing-secret/rotate), every process restarting with the old
+    // value used to overwrite the rotated secret: webhooks signed only by a secret receivers
+    // had been told to drop (found by the soak).
+    const changed = await sql<{ rotated: boolean }[]>`
+      with t as (select signing_secret, previous_secret_expires_at is not null as rotated from tenants where id = ${DEFAULT_TENANT_ID}),
+      upd as (
+        update tenants set previous_signing_secret = signing_secret,
+                           previous_secret_expires_at = now() + ${ROTATION_OVERLAP_MS} * interval '1 millisecond',
+                           signing_secret = ${input.signingSecret}, updated_at = now()
+         where id = ${DEFAULT_TENANT_ID} and signing_secret <> ${input.signingSecret} and previous_secret_expires_at is null)
+      select rotated from t where signing_secret <> ${input.signingSecret}`;
+    if (changed[0]?.rotated) {
+      input.warn?.('TASKHOOK_SIGNING_SECRET differs from the default tenant\'s signing secret, which has been rotated since: keeping the rotated one (rotate with POST /v1/tenant/signing-secret/rotate)');
+    }
   }
   if (upstreamEnc) {
     await sql`update tenants set upstream_api_key_enc = ${upstreamEnc}, updated_at = now() where id = ${DEFAULT_TENANT_ID}`;

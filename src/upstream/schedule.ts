@@ -1,7 +1,8 @@
 // When to poll a task next: a pure function of what upstream just said, how old
 // the watch is and a random draw, so every branch is testable without waiting.
 export const FIRST_POLL_DELAY_MS = 2_000;
-const BASE_MIN_MS = 3_000;
+/** The contract's minimum between two polls of one task (× the poll scale). */
+export const BASE_MIN_MS = 3_000;
 const BASE_SPREAD_MS = 3_000;
 /** Tasks older than this start being polled less often, up to SLOWDOWN_MAX× by SLOWDOWN_RAMP_MS later. */
 const SLOWDOWN_AFTER_MS = 60_000;

@@ -3,7 +3,7 @@
 // cancellation and redelivery. Every query is scoped by tenant.
 import type { Sql } from '../db/client.js';
 import { newId } from '../tenancy/keys.js';
-import { FIRST_POLL_DELAY_MS } from '../upstream/schedule.js';
+import { BASE_MIN_MS, FIRST_POLL_DELAY_MS } from '../upstream/schedule.js';
 import { BatchWriter } from '../engine/batch.js';
 
 export const EVENT_TYPES = ['task.completed', 'task.failed', 'task.cancelled', 'task.processing', 'watch.failed'] as const;
@@ -160,10 +160,15 @@ export class WatchStore {
 
   private async insertWatches(rows: Registration[]): Promise<Array<WatchRow | null>> {
     const firstPollMs = Math.round(FIRST_POLL_DELAY_MS * this.pollScale);
+    const minGapMs = Math.round(BASE_MIN_MS * this.pollScale);
     const col = <K extends keyof Registration>(k: K) => rows.map((r) => r[k]);
     // The watch, the task's schedule row and the view, for every row at once. The schedule
-    // upsert is DO UPDATE (not DO NOTHING) so it holds the row lock until commit: a poller
-    // finishing this task right now either sees our watch or waits and leaves the row to us.
+    // upsert is DO UPDATE (not DO NOTHING) so it holds the row lock until commit, and it takes
+    // away the lease of a poll of the task in flight: that poll's finish waits for our lock,
+    // and its statement's snapshot predates our commit, so it would remove the task from the
+    // schedule without seeing our watch, which would then never end (found by the soak). With
+    // the lease gone it finishes nothing; the task is polled again, no sooner than the minimum
+    // interval, and that poll ends every watch of it.
     // (DISTINCT ON: two new watches of one task in a batch upsert its schedule row once.)
     const created = await this.sql<(WatchRow & { tenant_id: string })[]>`
       with r as (
@@ -180,7 +185,10 @@ export class WatchStore {
         insert into upstream_tasks (tenant_id, task_id, next_poll_at)
         select distinct on (tenant_id, task_id) tenant_id, task_id, now() + ${firstPollMs} * interval '1 millisecond' from w
          order by tenant_id, task_id -- one lock order for every batch
-        on conflict (tenant_id, task_id) do update set task_id = excluded.task_id
+        on conflict (tenant_id, task_id) do update
+          set lease_token = null,
+              next_poll_at = case when upstream_tasks.lease_token is null then upstream_tasks.next_poll_at
+                                  else least(upstream_tasks.next_poll_at, now() + ${minGapMs} * interval '1 millisecond') end
         returning tenant_id, task_id, polls, next_poll_at, last_poll_error, last_poll_error_at
       )
       select w.*, s.snapshot, coalesce(u.polls, s.polls) as polls, u.next_poll_at, u.last_poll_error, u.last_poll_error_at,

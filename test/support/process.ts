@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
@@ -51,6 +52,15 @@ export async function spawnGateway(env: Record<string, string>, timeoutMs = 30_0
       return code;
     },
   };
+}
+
+/** Linux: the state letter in /proc/<pid>/stat (T = stopped), or 'gone'. */
+export function processState(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] ?? '?';
+  } catch {
+    return 'gone';
+  }
 }
 
 export interface CliRun {
