@@ -21,6 +21,7 @@ import { createSender } from './delivery/send.js';
 import { createRetention, type Retention } from './retention.js';
 import { VERSION } from './version.js';
 import { createMetrics } from './metrics.js';
+import { Submitter } from './submit/submitter.js';
 
 /**
  * A lease must outlive the whole request it covers (deadline, quick retries, the
@@ -122,8 +123,9 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
   let deliverer: ReturnType<typeof createDeliverer> | undefined;
   let callbackAgent: ReturnType<typeof createCallbackDispatcher> | undefined;
   let retention: Retention | undefined;
+  // One client for polls and submits (POST /v1/tasks): one pool, one proxy and address policy.
+  if (runWorkers || cfg.role === 'api') upstream = new UpstreamClient({ timeoutMs: cfg.upstreamTimeoutMs, proxy: cfg.upstreamProxy });
   if (runWorkers) {
-    upstream = new UpstreamClient({ timeoutMs: cfg.upstreamTimeoutMs, proxy: cfg.upstreamProxy });
     callbackAgent = createCallbackDispatcher({
       proxyUrl: cfg.callbackProxy,
       policy,
@@ -146,7 +148,7 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
     poller = createPoller({
       sql,
       tenants,
-      upstream,
+      upstream: upstream!,
       log: log.child({ engine: 'poller' }),
       notFoundGraceMs: cfg.notFoundGraceMs,
       maxWatchAgeMs: cfg.maxWatchAgeMs,
@@ -167,12 +169,27 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
   let url: string | undefined;
   {
     // Every role listens: workers answer /healthz and /readyz for orchestrators; only api/all serve /v1.
+    const watches = new WatchStore(sql, cfg.pollScale);
     const app = createApp({
       serveApi: cfg.role !== 'worker',
       sql,
       log,
       tenants,
-      watches: new WatchStore(sql, cfg.pollScale),
+      watches,
+      submitter:
+        cfg.role === 'worker'
+          ? undefined
+          : new Submitter({
+              sql,
+              watches,
+              upstream: upstream!,
+              log: log.child({ component: 'submit' }),
+              allowedPaths: cfg.submitPaths,
+              timeoutMs: cfg.submitTimeoutMs,
+              userAgent: `taskhook/${VERSION}`,
+              metrics,
+              fault: cfg.faults,
+            }),
       policy,
       lookupAll: over.lookupAll,
       onEnqueued: () => deliverer?.wake(),
