@@ -26,8 +26,11 @@ import { SubmissionStore, type SubmissionRow } from './store.js';
 
 /** upstream's answer to a submit is read up to this many bytes (an acceptance is a few hundred) */
 export const MAX_SUBMIT_ANSWER_BYTES = 1 << 20;
-/** the lease of an attempt outlives its upstream call (timeout) by this much: the records after it */
-export const SUBMIT_LEASE_MARGIN_MS = 10_000;
+/**
+ * The lease of an attempt outlives its upstream call (the timeout) by this much, for the
+ * writes after it: a retry within it is told 409 (in progress), after it "outcome unknown".
+ */
+export const SUBMIT_LEASE_MARGIN_MS = 5_000;
 
 export interface SubmitterOptions {
   sql: Sql;
