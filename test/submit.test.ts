@@ -389,3 +389,46 @@ describe('metrics', () => {
     expect(text).toMatch(/taskhook_submit_upstream_duration_seconds_count [1-9]/);
   });
 });
+
+describe('the dashboard', () => {
+  /** signs in with the gateway key (cookies by hand, no browser) and fetches a page */
+  async function dashboardPage(p: string): Promise<string> {
+    const jar = new Map<string, string>();
+    const req = async (method: string, url: string, form?: Record<string, string>) => {
+      const headers: Record<string, string> = {};
+      if (jar.size) headers.cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
+      if (form) {
+        headers['content-type'] = 'application/x-www-form-urlencoded';
+        headers.origin = s.gateway.url!;
+      }
+      const res = await fetch(`${s.gateway.url}${url}`, { method, headers, body: form ? new URLSearchParams(form).toString() : undefined, redirect: 'manual' });
+      for (const line of res.headers.getSetCookie()) {
+        const pair = line.split(';')[0]!;
+        jar.set(pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1));
+      }
+      return { status: res.status, text: await res.text() };
+    };
+    const signIn = await req('GET', '/dashboard/sign-in');
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(signIn.text)![1]!;
+    expect((await req('POST', '/dashboard/sign-in', { _csrf: csrf, api_key: TEST_API_KEY })).status).toBe(303);
+    const page = await req('GET', p);
+    expect(page.status).toBe(200);
+    return page.text;
+  }
+
+  it('a watch submitted through taskhook says so, with upstream\'s first answer; one registered by task_id says that', async () => {
+    const res = await submit(request('/api/v2/video/generate', { prompt: 'dashboard', model: 'kling-v3' }));
+    expect(res.status).toBe(201);
+    const html = await dashboardPage(`/dashboard/watches/${res.json.watch.id}`);
+    expect(html).toContain('submitted through taskhook');
+    expect(html).toContain('POST /api/v2/video/generate');
+    expect(html).toContain('video generate kling-v3');
+    expect(html).toMatch(/data-testid="upstream-answer"[^>]*>[^<]*&quot;task_id&quot;: &quot;[\w-]+&quot;/);
+
+    const task = s.upstream.createTask({ durationMs: 60_000 });
+    const plain = await s.api('/v1/watches', { body: { task_id: task.task_id, callback_url: `${s.receiver.url}/hook` } });
+    const other = await dashboardPage(`/dashboard/watches/${plain.json.id}`);
+    expect(other).toContain('registered by task_id');
+    expect(other).not.toContain('upstream-answer');
+  });
+});
