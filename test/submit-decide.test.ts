@@ -175,3 +175,19 @@ describe('requestFingerprint', () => {
     expect(requestFingerprint({ ...base, ...change })).not.toBe(requestFingerprint(base));
   });
 });
+
+describe('TASKHOOK_SUBMIT_PATHS / TASKHOOK_SUBMIT_TIMEOUT_S', () => {
+  it('default to /api/v2/ and 30 s', async () => {
+    const { loadConfig } = await import('../src/config.js');
+    expect(loadConfig({})).toMatchObject({ submitPaths: ['/api/v2/'], submitTimeoutMs: 30_000 });
+    expect(loadConfig({ TASKHOOK_SUBMIT_PATHS: '/api/v2/voice/,/api/v3/', TASKHOOK_SUBMIT_TIMEOUT_S: '2.5' })).toMatchObject({ submitPaths: ['/api/v2/voice/', '/api/v3/'], submitTimeoutMs: 2500 });
+  });
+  it.each([
+    ['TASKHOOK_SUBMIT_PATHS', '/api/v2', /invalid TASKHOOK_SUBMIT_PATHS: prefix "\/api\/v2" must end with \//],
+    ['TASKHOOK_SUBMIT_PATHS', '/api/../', /invalid TASKHOOK_SUBMIT_PATHS: .*\.\. segments/],
+    ['TASKHOOK_SUBMIT_TIMEOUT_S', '0', /invalid TASKHOOK_SUBMIT_TIMEOUT_S: expected seconds/],
+  ])('%s=%j stops start-up in one line', async (name, value, message) => {
+    const { loadConfig } = await import('../src/config.js');
+    expect(() => loadConfig({ [name]: value })).toThrow(message);
+  });
+});
