@@ -3,6 +3,8 @@
 // per capability, the Idempotency-Key's promises, every upstream failure with its
 // problem (and nothing half-registered), and what may and may not reach upstream.
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from './support/gateway.js';
 import { waitForStatus } from './support/wait.js';
@@ -276,6 +278,66 @@ describe('upstream failures: each its problem, nothing half-registered', () => {
     const res = await submit(request('/api/v2/voice/clone', VOICE), randomUUID(), { authorization: `Bearer ${t.json.api_key}` });
     expect(res.status).toBe(502);
     expect(res.json).toMatchObject({ type: 'https://taskhook.dev/problems/upstream-unavailable', outcome: 'not_submitted' });
+  });
+});
+
+describe('an upstream answering anything at all', () => {
+  let broken: http.Server;
+  let api: (body: Record<string, unknown>, key?: string) => ReturnType<typeof submit>;
+  const hits: string[] = [];
+  beforeAll(async () => {
+    broken = http.createServer((req, res) => {
+      hits.push(req.url!);
+      switch (req.url) {
+        case '/api/v2/nul200':
+          return res.writeHead(200, { 'content-type': 'application/json' }).end('\u0000{"task_id":"x"\u0000');
+        case '/api/v2/nul500':
+          return res.writeHead(500).end('broken\u0000body');
+        case '/api/v2/nul400':
+          return res.writeHead(400).end('bad\u0000request');
+        case '/api/v2/huge':
+          return res.writeHead(202, { 'content-type': 'application/json' }).end(`{"task_id":"t1","pad":"${'x'.repeat(2 << 20)}"}`);
+        case '/api/v2/slowbody':
+          res.writeHead(202, { 'content-type': 'application/json' });
+          res.write('{"task_id":"t2",');
+          return; // the rest never comes
+        case '/api/v2/weird-id':
+          return res.writeHead(202, { 'content-type': 'application/json' }).end('{"task_id":"../../etc"}');
+        default:
+          return res.writeHead(404).end();
+      }
+    });
+    await new Promise<void>((r) => broken.listen(0, '127.0.0.1', r));
+    const t = await s.api('/v1/admin/tenants', {
+      headers: { authorization: `Bearer ${ADMIN}` },
+      body: { name: 'broken-upstream', upstream_api_key: 'sk_x', upstream_base_url: `http://127.0.0.1:${(broken.address() as AddressInfo).port}` },
+    });
+    expect(t.status, t.text).toBe(201);
+    api = (body, key = randomUUID()) => submit(body, key, { authorization: `Bearer ${t.json.api_key}` });
+  });
+  afterAll(async () => {
+    broken.closeAllConnections();
+    await new Promise((r) => broken.close(r));
+  });
+
+  it.each([
+    ['a 200 with NUL bytes', '/api/v2/nul200', 502, 'outcome-unknown'],
+    ['a 500 with NUL bytes', '/api/v2/nul500', 502, 'outcome-unknown'],
+    ['a 400 with NUL bytes', '/api/v2/nul400', 422, 'upstream-rejected'],
+    ['a 2 MiB acceptance', '/api/v2/huge', 502, 'outcome-unknown'],
+    ['a body that never ends', '/api/v2/slowbody', 502, 'outcome-unknown'],
+    ['a task_id taskhook cannot watch', '/api/v2/weird-id', 502, 'outcome-unknown'],
+  ])('%s → %s its problem, never a 5xx of its own, and the record holds', async (_, path, status, type) => {
+    const key = randomUUID();
+    const res = await api(request(path, { x: 1 }), key);
+    expect(res.status, res.text).toBe(status);
+    expect(res.json.type).toBe(`https://taskhook.dev/problems/${type}`);
+    const again = await api(request(path, { x: 1 }), key);
+    if (status === 502) {
+      expect(again.text).toBe(res.text);
+      expect(hits.filter((h) => h === path)).toHaveLength(1);
+    }
+    hits.length = 0;
   });
 });
 

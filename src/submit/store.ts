@@ -7,6 +7,21 @@ import { randomUUID } from 'node:crypto';
 import type postgres from 'postgres';
 import type { Sql } from '../db/client.js';
 
+/** upstream's answer is kept (for the dashboard and support) up to this many bytes */
+export const MAX_STORED_UPSTREAM_BYTES = 64 * 1024;
+
+/**
+ * upstream's text as a Postgres text value: a NUL byte (which Postgres text refuses) made
+ * U+FFFD, cut at MAX_STORED_UPSTREAM_BYTES on a character boundary. Any upstream answer,
+ * however broken, must be recordable: the record is what stops a second submit.
+ */
+export function storableText(text: string | null): string | null {
+  if (text === null) return null;
+  const clean = text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text;
+  if (Buffer.byteLength(clean) <= MAX_STORED_UPSTREAM_BYTES) return clean;
+  return Buffer.from(clean).subarray(0, MAX_STORED_UPSTREAM_BYTES).toString('utf8').replace(/\uFFFD$/, '');
+}
+
 /** How long a key is remembered, from its first use (the IETF draft and Stripe: 24 h). */
 export const IDEMPOTENCY_TTL_MS = 24 * 3_600_000;
 
@@ -116,7 +131,7 @@ export class SubmissionStore {
   ): Promise<void> {
     await this.sql`
       update task_submissions
-         set state = 'unknown', upstream_status = ${r.upstreamStatus}, upstream_body = ${r.upstreamBody}, detail = ${r.detail},
+         set state = 'unknown', upstream_status = ${r.upstreamStatus}, upstream_body = ${storableText(r.upstreamBody)}, detail = ${r.detail},
              response_status = ${r.responseStatus}, response = ${r.response}, updated_at = now()
        where tenant_id = ${tenantId} and idempotency_key = ${key} and attempt_token = ${token}`;
   }
