@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { startEmbedded, type EmbeddedDatabase } from '../src/db/embedded.js';
-import { ROOT, dist, freePort, startTsChild, type Dist } from './lib.js';
+import { ROOT, dist, freePort, procCpuSeconds, startTsChild, type Dist } from './lib.js';
 import { spawn } from 'node:child_process';
 
 const { values: argv } = parseArgs({
@@ -106,7 +106,21 @@ async function main() {
     return performance.now() - t;
   };
 
-  const results: Array<{ concurrency: number; direct: Dist; gateway: Dist; overhead: { p50: number; p90: number; p99: number } }> = [];
+  /** the gateway's own view of its upstream calls: taskhook_submit_upstream_duration_seconds sum and count */
+  const upstreamSeen = async () => {
+    const text = await (await fetch(`${gatewayUrl}/metrics`)).text();
+    const num = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    return { sum: num('taskhook_submit_upstream_duration_seconds_sum'), count: num('taskhook_submit_upstream_duration_seconds_count') };
+  };
+
+  const results: Array<{
+    concurrency: number;
+    direct: Dist;
+    gateway: Dist;
+    overhead: { p50: number; p90: number; p99: number };
+    upstreamMeanMsSeenByGateway: number;
+    gatewayCpuMsPerSubmit: number;
+  }> = [];
   for (const c of LEVELS) {
     // warm both paths (connections, JIT, the gateway's tenant cache)
     await Promise.all(Array.from({ length: c }, async () => {
@@ -115,6 +129,8 @@ async function main() {
     const d: number[] = [];
     const g: number[] = [];
     let next = 0;
+    const seenBefore = await upstreamSeen();
+    const cpuBefore = procCpuSeconds(gw.pid!) ?? NaN;
     await Promise.all(
       Array.from({ length: c }, async () => {
         while (next < N) {
@@ -130,18 +146,21 @@ async function main() {
         }
       }),
     );
+    const seenAfter = await upstreamSeen();
+    const gatewayCpuMsPerSubmit = (((procCpuSeconds(gw.pid!) ?? NaN) - cpuBefore) * 1000) / g.length;
     const dd = dist(d);
     const gd = dist(g);
-    results.push({ concurrency: c, direct: dd, gateway: gd, overhead: { p50: gd.p50 - dd.p50, p90: gd.p90 - dd.p90, p99: gd.p99 - dd.p99 } });
+    const upstreamMeanMsSeenByGateway = ((seenAfter.sum - seenBefore.sum) / (seenAfter.count - seenBefore.count)) * 1000;
+    results.push({ concurrency: c, direct: dd, gateway: gd, overhead: { p50: gd.p50 - dd.p50, p90: gd.p90 - dd.p90, p99: gd.p99 - dd.p99 }, upstreamMeanMsSeenByGateway, gatewayCpuMsPerSubmit });
   }
   await Promise.all([direct.close(), gateway.close()]);
 
   const ms = (x: number) => `${x.toFixed(2)} ms`;
   console.log(`submit latency, ${N} requests each way per level (load average ${os.loadavg()[0]!.toFixed(1)}, ${os.cpus().length} cores)`);
-  console.log('concurrency | direct p50 / p90 / p99 | through taskhook p50 / p90 / p99 | overhead p50 / p99');
+  console.log('concurrency | direct p50 / p90 / p99 | through taskhook p50 / p90 / p99 | overhead p50 / p99 | its upstream call (mean, as the gateway saw it) vs direct mean | gateway CPU per submit');
   for (const r of results) {
     console.log(
-      `${String(r.concurrency).padStart(11)} | ${ms(r.direct.p50)} / ${ms(r.direct.p90)} / ${ms(r.direct.p99)} | ${ms(r.gateway.p50)} / ${ms(r.gateway.p90)} / ${ms(r.gateway.p99)} | +${ms(r.overhead.p50)} / +${ms(r.overhead.p99)}`,
+      `${String(r.concurrency).padStart(11)} | ${ms(r.direct.p50)} / ${ms(r.direct.p90)} / ${ms(r.direct.p99)} | ${ms(r.gateway.p50)} / ${ms(r.gateway.p90)} / ${ms(r.gateway.p99)} | +${ms(r.overhead.p50)} / +${ms(r.overhead.p99)} | ${ms(r.upstreamMeanMsSeenByGateway)} vs ${ms(r.direct.mean)} | ${ms(r.gatewayCpuMsPerSubmit)}`,
     );
   }
   console.log(JSON.stringify({ n: N, loadavg: os.loadavg(), results }));
