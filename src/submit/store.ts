@@ -72,7 +72,7 @@ export class SubmissionStore {
    * record (past its 24 h) is taken over in the same statement, so two requests racing
    * for an expired key still see one owner.
    */
-  async claim(tenantId: string, key: string, requestHash: string, path: string, leaseMs: number): Promise<Claim> {
+  async claim(tenantId: string, key: string, requestHash: string, path: string, leaseMs: number, tries = 3): Promise<Claim | 'contended'> {
     const token = randomUUID();
     const [taken] = await this.sql<{ attempt_token: string }[]>`
       insert into task_submissions (tenant_id, idempotency_key, request_hash, state, attempt_token, lease_until, path, expires_at)
@@ -88,8 +88,8 @@ export class SubmissionStore {
       returning attempt_token`;
     if (taken?.attempt_token === token) return { owned: true, token };
     const row = await this.get(tenantId, key);
-    // Gone between the two statements (freed by its owner, or purged): try once more.
-    if (!row) return this.claim(tenantId, key, requestHash, path, leaseMs);
+    // Gone between the two statements (freed by its owner, or purged): try again, a few times.
+    if (!row) return tries > 1 ? this.claim(tenantId, key, requestHash, path, leaseMs, tries - 1) : 'contended';
     return { owned: false, row };
   }
 

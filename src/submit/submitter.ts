@@ -108,6 +108,10 @@ export class Submitter {
 
     const hash = requestFingerprint({ path: checked.path, body: input.body, callback_url: input.watch.callback_url, metadata: input.watch.metadata, events: input.watch.events });
     const claim = await this.store.claim(tenant.id, key, hash, checked.path, this.o.timeoutMs + SUBMIT_LEASE_MARGIN_MS);
+    if (claim === 'contended') {
+      this.count('in_use');
+      return problemAnswer(KeyInUse());
+    }
     if (!claim.owned) return this.answerExisting(claim.row, hash);
 
     const started = performance.now();
