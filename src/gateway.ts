@@ -118,13 +118,12 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
   const runWorkers = cfg.role === 'worker' || cfg.role === 'all';
   const metrics = createMetrics({ sql });
 
-  let upstream: UpstreamClient | undefined;
+  // One client for polls and submits (POST /v1/tasks): one pool, one proxy and address policy.
+  const upstream = new UpstreamClient({ timeoutMs: cfg.upstreamTimeoutMs, proxy: cfg.upstreamProxy });
   let poller: ReturnType<typeof createPoller> | undefined;
   let deliverer: ReturnType<typeof createDeliverer> | undefined;
   let callbackAgent: ReturnType<typeof createCallbackDispatcher> | undefined;
   let retention: Retention | undefined;
-  // One client for polls and submits (POST /v1/tasks): one pool, one proxy and address policy.
-  if (runWorkers || cfg.role === 'api') upstream = new UpstreamClient({ timeoutMs: cfg.upstreamTimeoutMs, proxy: cfg.upstreamProxy });
   if (runWorkers) {
     callbackAgent = createCallbackDispatcher({
       proxyUrl: cfg.callbackProxy,
@@ -148,7 +147,7 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
     poller = createPoller({
       sql,
       tenants,
-      upstream: upstream!,
+      upstream,
       log: log.child({ engine: 'poller' }),
       notFoundGraceMs: cfg.notFoundGraceMs,
       maxWatchAgeMs: cfg.maxWatchAgeMs,
@@ -182,7 +181,7 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
           : new Submitter({
               sql,
               watches,
-              upstream: upstream!,
+              upstream,
               log: log.child({ component: 'submit' }),
               allowedPaths: cfg.submitPaths,
               timeoutMs: cfg.submitTimeoutMs,
@@ -219,7 +218,7 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
       (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       await closing;
       // close() would wait for the requests still hanging; past the deadline we cut them.
-      await Promise.all(clean ? [upstream?.close(), callbackAgent?.close()] : [upstream?.destroy(), callbackAgent?.destroy()]);
+      await Promise.all(clean ? [upstream.close(), callbackAgent?.close()] : [upstream.destroy(), callbackAgent?.destroy()]);
       await database.close();
     },
   };

@@ -33,7 +33,6 @@ export function taskRoutes(deps: AppDeps) {
       path: input.submit.path,
       body: input.submit.body,
       watch: {
-        task_id: '',
         callback_url: check.url.href,
         metadata: input.metadata ?? {},
         events: input.events ? [...new Set(input.events)] : DEFAULT_EVENTS,

@@ -52,7 +52,8 @@ export interface SubmitInput {
   idempotencyKey: string;
   path: string;
   body: Record<string, unknown>;
-  watch: NewWatch;
+  /** the watch to register on the task_id upstream answers */
+  watch: Omit<NewWatch, 'task_id'>;
 }
 
 /** What to answer: a body already serialised (a replay sends the stored bytes). */
