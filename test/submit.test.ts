@@ -507,3 +507,42 @@ describe('the dashboard', () => {
     expect(other).not.toContain('upstream-answer');
   });
 });
+
+describe('retention of idempotency keys', () => {
+  it('keys past their 24 h go (an accepted one once its watch is gone); younger ones stay; the key is usable again', async () => {
+    const { purgeExpiredKeys } = await import('../src/retention.js');
+    const accepted = randomUUID();
+    const acceptedGone = randomUUID();
+    const unknown = randomUUID();
+    const young = randomUUID();
+    const body = request('/api/v2/voice/clone', VOICE);
+    const a = await submit(body, accepted);
+    const g = await submit(body, acceptedGone);
+    s.upstream.setSubmitFault({ mode: '500', times: 1 });
+    expect((await submit(body, unknown)).status).toBe(502);
+    expect((await submit(body, young)).status).toBe(201);
+    await s.db.sql`update task_submissions set expires_at = now() - interval '1 minute' where idempotency_key in ${s.db.sql([accepted, acceptedGone, unknown])}`;
+    await s.db.sql`delete from watches where id = ${g.json.watch.id}`; // as retention purges a finished watch
+    const gone = await purgeExpiredKeys(s.db.sql, 2); // batches of 2: the loop goes on until a short batch
+    expect(gone).toBeGreaterThanOrEqual(2);
+    const left = (await s.db.sql<{ idempotency_key: string }[]>`
+      select idempotency_key from task_submissions where idempotency_key in ${s.db.sql([accepted, acceptedGone, unknown, young])}`).map((r) => r.idempotency_key);
+    expect(left.sort()).toEqual([accepted, young].sort());
+    // an expired key submits afresh (the row kept for the dashboard is taken over)
+    const n = s.upstream.submits();
+    const again = await submit(body, accepted);
+    expect(again.status).toBe(201);
+    expect(again.json.task_id).not.toBe(a.json.task_id);
+    expect(s.upstream.submits()).toBe(n + 1);
+  });
+
+  it('the purge walks task_submissions_expires_idx', async () => {
+    const plan = await s.db.sql.begin(async (tx) => {
+      await tx`set local enable_seqscan = off`;
+      return (await tx.unsafe(`explain select tenant_id, idempotency_key from task_submissions where expires_at <= now() order by expires_at limit 500`))
+        .map((r) => String(Object.values(r)[0]))
+        .join('\n');
+    });
+    expect(plan).toContain('task_submissions_expires_idx');
+  });
+});
