@@ -36,6 +36,20 @@ const proxyUrl = z.string().refine(
 const positiveInt = (what: string) =>
   z.coerce.number({ message: `expected ${what}` }).int({ message: `expected ${what}` }).positive({ message: `expected ${what}` });
 
+/** TASKHOOK_ALLOW_PRIVATE_CALLBACKS / _UPSTREAMS: one syntax (src/net/address-policy.ts). */
+const allowPrivate = () =>
+  z
+    .string()
+    .default('false')
+    .transform((v, ctx): PrivateAllowance => {
+      try {
+        return parseAllowPrivate(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    });
+
 const schema = z.object({
   DATABASE_URL: z
     .string()
@@ -84,18 +98,10 @@ const schema = z.object({
     .optional()
     .describe('32 bytes, base64; encrypts upstream keys at rest (comma list: first encrypts, all decrypt)')
     .meta({ unset: 'generated into the data dir' }),
-  TASKHOOK_ALLOW_PRIVATE_CALLBACKS: z
-    .string()
-    .default('false')
-    .transform((v, ctx): PrivateAllowance => {
-      try {
-        return parseAllowPrivate(v);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: (err as Error).message });
-        return z.NEVER;
-      }
-    })
-    .describe('`true`, or a comma list of CIDRs/hostnames allowed although private'),
+  TASKHOOK_ALLOW_PRIVATE_CALLBACKS: allowPrivate().describe('`true`, or a comma list of CIDRs/hostnames allowed although private'),
+  TASKHOOK_ALLOW_PRIVATE_UPSTREAMS: allowPrivate().describe(
+    'the same for tenants\' `upstream_base_url` (self-hosters whose upstream is internal); the origin of `UPSTREAM_BASE_URL` is always allowed',
+  ),
   TASKHOOK_NOT_FOUND_GRACE_S: z.coerce.number({ message: 'expected seconds' }).min(0, { message: 'expected seconds ≥ 0' }).default(60)
     .describe('how long a 404 from upstream is tolerated after registration'),
   TASKHOOK_MAX_WATCH_AGE_S: positiveInt('a positive number of seconds').default(86_400)
@@ -192,6 +198,8 @@ export interface Config {
   metricsToken: string | undefined;
   encryptionKey: string | undefined;
   allowPrivateCallbacks: PrivateAllowance;
+  /** TASKHOOK_ALLOW_PRIVATE_UPSTREAMS: non-public addresses tenants' upstreams may have */
+  allowPrivateUpstreams: PrivateAllowance;
   notFoundGraceMs: number;
   maxWatchAgeMs: number;
   retryScheduleMs: number[];
@@ -255,6 +263,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     metricsToken: e.TASKHOOK_METRICS_TOKEN,
     encryptionKey: e.TASKHOOK_ENCRYPTION_KEY,
     allowPrivateCallbacks: e.TASKHOOK_ALLOW_PRIVATE_CALLBACKS,
+    allowPrivateUpstreams: e.TASKHOOK_ALLOW_PRIVATE_UPSTREAMS,
     notFoundGraceMs: e.TASKHOOK_NOT_FOUND_GRACE_S * 1000,
     maxWatchAgeMs: e.TASKHOOK_MAX_WATCH_AGE_S * 1000,
     retryScheduleMs: e.TASKHOOK_RETRY_SCHEDULE,

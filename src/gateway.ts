@@ -14,7 +14,7 @@ import { TenantDirectory } from './tenancy/directory.js';
 import { TenantStore } from './tenancy/store.js';
 import { WatchStore } from './watches/store.js';
 import { createApp } from './api/app.js';
-import { UpstreamClient } from './upstream/client.js';
+import { UpstreamClient, type UpstreamAddressRules } from './upstream/client.js';
 import { createPoller } from './poller/poller.js';
 import { createDeliverer } from './delivery/worker.js';
 import { createSender } from './delivery/send.js';
@@ -114,6 +114,11 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
   }
   const tenants = new TenantDirectory(sql, box, { upstreamBaseUrl: cfg.upstreamBaseUrl });
   const policy = new AddressPolicy(cfg.allowPrivateCallbacks);
+  const upstreamRules: UpstreamAddressRules = {
+    policy: new AddressPolicy(cfg.allowPrivateUpstreams),
+    trustedBaseUrls: [cfg.upstreamBaseUrl],
+    lookupAll: over.lookupAll,
+  };
   const runWorkers = cfg.role === 'worker' || cfg.role === 'all';
   const metrics = createMetrics({ sql });
 
@@ -123,7 +128,7 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
   let callbackAgent: ReturnType<typeof createCallbackDispatcher> | undefined;
   let retention: Retention | undefined;
   if (runWorkers) {
-    upstream = new UpstreamClient({ timeoutMs: cfg.upstreamTimeoutMs, proxy: cfg.upstreamProxy });
+    upstream = new UpstreamClient({ timeoutMs: cfg.upstreamTimeoutMs, proxy: cfg.upstreamProxy, addresses: upstreamRules });
     callbackAgent = createCallbackDispatcher({
       proxyUrl: cfg.callbackProxy,
       policy,
@@ -174,6 +179,7 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
       tenants,
       watches: new WatchStore(sql, cfg.pollScale),
       policy,
+      upstreamRules,
       lookupAll: over.lookupAll,
       onEnqueued: () => deliverer?.wake(),
       ready: () => (poller ? poller.healthy && deliverer!.healthy : true),

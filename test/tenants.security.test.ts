@@ -302,9 +302,11 @@ describe('with TASKHOOK_ADMIN_TOKEN', () => {
       }
       expectProblem(await api('/v1/tenant', { method: 'PATCH', body: '[]' }), 400);
 
-      const moved = await api('/v1/tenant', { method: 'PATCH', body: { upstream_base_url: 'http://127.0.0.1:9/base/' } });
+      // a loopback upstream is refused (test/upstream-address.security.test.ts has every spelling)
+      expectProblem(await api('/v1/tenant', { method: 'PATCH', body: { upstream_base_url: 'http://127.0.0.1:9/base/' } }), 422);
+      const moved = await api('/v1/tenant', { method: 'PATCH', body: { upstream_base_url: `${s.upstream.url}/base/` } });
       expect(moved.status, moved.text).toBe(200);
-      expect(moved.json.upstream_base_url).toBe('http://127.0.0.1:9/base');
+      expect(moved.json.upstream_base_url).toBe(`${s.upstream.url}/base`);
       const fixed = await api('/v1/tenant', { method: 'PATCH', body: { upstream_api_key: 'sk_test', upstream_base_url: null } });
       expect(fixed.status, fixed.text).toBe(200);
       expect(fixed.json).toMatchObject({ tenant_id: t.tenant_id, upstream_base_url: s.upstream.url, has_upstream_api_key: true });

@@ -6,7 +6,7 @@ import type { AppDeps, AppEnv } from './app.js';
 import { readJsonObject } from './body.js';
 import { NotFound, Unauthorized } from './errors.js';
 import { parseOrThrow } from './validation.js';
-import { upstreamApiKeyField, upstreamBaseUrlField } from './tenant.js';
+import { upstreamApiKeyField, upstreamBaseUrlField, vetUpstreamBaseUrl } from './tenant.js';
 import { constantTimeEqual } from '../tenancy/keys.js';
 
 const TENANT_ID = /^ten_[0-9a-z_]{1,64}$/;
@@ -46,6 +46,7 @@ export function adminRoutes(deps: AppDeps) {
 
   app.post('/tenants', async (c) => {
     const input = parseOrThrow(createTenantBody, await readJsonObject(c));
+    if (input.upstream_base_url !== undefined) await vetUpstreamBaseUrl(deps, input.upstream_base_url);
     const l = input.limits ?? {};
     const limits = Object.fromEntries(
       Object.entries({ apiRatePerS: l.api_rate_per_s, maxActiveWatches: l.max_active_watches, maxPollsPerS: l.max_polls_per_s }).filter(([, v]) => v !== undefined),

@@ -5,6 +5,7 @@ import type { Sql } from '../db/client.js';
 import { pendingMigrations } from '../db/migrate.js';
 import type { Logger } from '../log.js';
 import type { AddressPolicy, LookupAll } from '../net/address-policy.js';
+import type { UpstreamAddressRules } from '../upstream/client.js';
 import type { Tenant, TenantDirectory } from '../tenancy/directory.js';
 import type { TenantStore } from '../tenancy/store.js';
 import type { SecretBox } from '../tenancy/secret-box.js';
@@ -27,6 +28,8 @@ export interface AppDeps {
   tenants: TenantDirectory;
   watches: WatchStore;
   policy: AddressPolicy;
+  /** tenants' upstream_base_url policy (TASKHOOK_ALLOW_PRIVATE_UPSTREAMS); unset → any http(s) URL */
+  upstreamRules?: UpstreamAddressRules;
   lookupAll?: LookupAll;
   onEnqueued?: () => void;
   /** extra readiness checks, e.g. the engines' database health */

@@ -3,7 +3,12 @@ import { z } from 'zod';
 import { EVENT_TYPES, WATCH_STATUSES } from '../watches/store.js';
 import { Invalid } from './errors.js';
 
-export const TASK_ID = /^[A-Za-z0-9._:-]{1,256}$/;
+/**
+ * An upstream task id: it becomes a path segment of `GET {base}/api/v2/tasks/{id}`, so
+ * "." and ".." (which would rewrite that path) are refused along with everything else.
+ */
+export const TASK_ID = /^(?!\.\.?$)[A-Za-z0-9._:-]{1,256}$/;
+export const TASK_ID_MESSAGE = 'task_id must be 1-256 characters of [A-Za-z0-9._:-], other than "." and ".."';
 export const MAX_METADATA_BYTES = 16 * 1024;
 
 export const MAX_METADATA_DEPTH = 64;
@@ -48,9 +53,7 @@ export const registerWatchBody = z
   .object({
     task_id: z
       .string({ message: 'task_id is required: 1-256 characters of [A-Za-z0-9._:-]' })
-      .regex(TASK_ID, {
-        message: 'task_id must be 1-256 characters of [A-Za-z0-9._:-]',
-      })
+      .regex(TASK_ID, { message: TASK_ID_MESSAGE })
       .describe('the upstream task id'),
     callback_url: z
       .string({ message: 'callback_url is required: an http(s) URL' })
@@ -84,7 +87,7 @@ export const registerWatchBody = z
 export const listWatchesQuery = z
   .object({
     status: z.enum(WATCH_STATUSES, { message: `status must be one of ${WATCH_STATUSES.join(', ')}` }).optional(),
-    task_id: z.string().regex(TASK_ID, { message: 'task_id must be 1-256 characters of [A-Za-z0-9._:-]' }).optional(),
+    task_id: z.string().regex(TASK_ID, { message: TASK_ID_MESSAGE }).optional(),
     limit: z.coerce
       .number({ message: 'limit must be an integer 1-100' })
       .int({ message: 'limit must be an integer 1-100' })

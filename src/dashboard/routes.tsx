@@ -9,7 +9,7 @@ import { html } from 'hono/html';
 import type { JSX } from 'hono/jsx/jsx-runtime';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppDeps } from '../api/app.js';
-import { TASK_ID } from '../api/validation.js';
+import { TASK_ID, TASK_ID_MESSAGE } from '../api/validation.js';
 import { hashApiKey } from '../tenancy/keys.js';
 import type { SecretBox } from '../tenancy/secret-box.js';
 import { WATCH_STATUSES } from '../watches/store.js';
@@ -119,7 +119,7 @@ export function dashboardRoutes(deps: DashboardDeps) {
     const taskId = q.task_id?.trim();
     if (taskId) {
       if (TASK_ID.test(taskId)) filter.task_id = taskId;
-      else problems.push('task_id must be 1-256 characters of [A-Za-z0-9._:-]');
+      else problems.push(TASK_ID_MESSAGE);
     }
     if (q.cursor) {
       if (WATCH_ID.test(q.cursor)) filter.cursor = q.cursor;
