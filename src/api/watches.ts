@@ -1,11 +1,18 @@
 // /v1/watches: register, read, list, cancel, attempts, redeliver.
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppEnv, AppDeps } from './app.js';
 import { readJsonObject } from './body.js';
 import { Conflict, Invalid, NotFound, TooManyRequests } from './errors.js';
 import { listWatchesQuery, parseOrThrow, registerWatchBody } from './validation.js';
 import { checkCallbackUrl } from '../net/address-policy.js';
 import { DEFAULT_EVENTS } from '../watches/store.js';
+import { stringifyWithRaw } from './raw-json.js';
+
+/** c.json, with stored upstream answers spliced in as their text (src/api/raw-json.ts). */
+function jsonResponse(c: Context, value: unknown, status: ContentfulStatusCode = 200): Response {
+  return c.body(stringifyWithRaw(value), status, { 'content-type': 'application/json' });
+}
 
 const WATCH_ID = /^wat_[0-9a-z]{26}$/;
 
@@ -33,24 +40,24 @@ export function watchRoutes(deps: AppDeps) {
       metadata: input.metadata ?? {},
       events,
     });
-    return c.json(watch, created ? 201 : 200);
+    return jsonResponse(c, watch, created ? 201 : 200);
   });
 
   app.get('/', async (c) => {
     const q = parseOrThrow(listWatchesQuery, c.req.query());
-    return c.json(await watches.list(c.var.tenant.id, q));
+    return jsonResponse(c, await watches.list(c.var.tenant.id, q));
   });
 
   app.get('/:id', async (c) => {
     const watch = await watches.get(c.var.tenant.id, watchId(c.req.param('id')));
     if (!watch) throw NotFound('watch', c.req.param('id'));
-    return c.json(watch);
+    return jsonResponse(c, watch);
   });
 
   app.delete('/:id', async (c) => {
     const watch = await watches.cancel(c.var.tenant.id, watchId(c.req.param('id')));
     if (!watch) throw NotFound('watch', c.req.param('id'));
-    return c.json(watch);
+    return jsonResponse(c, watch);
   });
 
   app.get('/:id/deliveries', async (c) => {
@@ -64,7 +71,7 @@ export function watchRoutes(deps: AppDeps) {
     if (result === 'not_found') throw NotFound('watch', c.req.param('id'));
     if (result === 'not_ready') throw Conflict('the watch has no terminal event to redeliver yet (or was cancelled)');
     deps.onEnqueued?.();
-    return c.json(result, 202);
+    return jsonResponse(c, result, 202);
   });
 
   return app;
