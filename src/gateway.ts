@@ -14,6 +14,7 @@ import { TenantDirectory } from './tenancy/directory.js';
 import { TenantStore } from './tenancy/store.js';
 import { WatchStore } from './watches/store.js';
 import { createApp } from './api/app.js';
+import { AuthThrottle } from './api/auth-throttle.js';
 import { UpstreamClient, type UpstreamAddressRules } from './upstream/client.js';
 import { createPoller } from './poller/poller.js';
 import { createDeliverer } from './delivery/worker.js';
@@ -188,6 +189,7 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
       adminToken: cfg.adminToken,
       metrics: metrics.registry,
       metricsToken: cfg.metricsToken,
+      authThrottle: cfg.authThrottle ? new AuthThrottle({ ...cfg.authThrottle, trustedProxies: cfg.trustedProxies }) : undefined,
     });
     serveApp(app.fetch);
     const addr = server.address() as AddressInfo;

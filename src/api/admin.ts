@@ -3,6 +3,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { AppDeps, AppEnv } from './app.js';
+import { throttledAuth } from './auth-throttle.js';
 import { readJsonObject } from './body.js';
 import { NotFound, Unauthorized } from './errors.js';
 import { parseOrThrow } from './validation.js';
@@ -38,8 +39,10 @@ export function adminRoutes(deps: AppDeps) {
 
   app.use(async (c, next) => {
     if (!token || !store) throw NotFound('route', `${c.req.method} ${c.req.path}`);
-    const m = /^Bearer (.+)$/i.exec(c.req.header('authorization') ?? '');
-    if (!m || !constantTimeEqual(m[1]!, token)) throw Unauthorized('a valid admin token is required: Authorization: Bearer <TASKHOOK_ADMIN_TOKEN>');
+    const header = c.req.header('authorization') ?? '';
+    const m = /^Bearer (.+)$/i.exec(header);
+    const ok = await throttledAuth(deps.authThrottle, c, header !== '', () => (m && constantTimeEqual(m[1]!, token) ? true : undefined));
+    if (!ok) throw Unauthorized('a valid admin token is required: Authorization: Bearer <TASKHOOK_ADMIN_TOKEN>');
     await next();
   });
   if (!token || !store) return app;

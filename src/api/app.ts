@@ -21,6 +21,8 @@ import { watchRoutes } from './watches.js';
 import { docsRoutes } from './openapi/index.js';
 import { dashboardRoutes } from '../dashboard/routes.js';
 import { eventRoutes } from './events.js';
+import { throttledAuth, type AuthThrottle } from './auth-throttle.js';
+
 
 export interface AppDeps {
   sql: Sql;
@@ -46,6 +48,8 @@ export interface AppDeps {
   metrics?: Registry;
   /** TASKHOOK_METRICS_TOKEN; unset → /metrics is open (a private scrape network) */
   metricsToken?: string;
+  /** failed-authentication throttling per client address (TASKHOOK_AUTH_THROTTLE); unset → off */
+  authThrottle?: AuthThrottle;
 }
 
 export type AppEnv = { Variables: { tenant: Tenant; requestId: string } };
@@ -78,9 +82,12 @@ export function createApp(deps: AppDeps) {
   const registry = deps.metrics;
   if (registry) {
     app.get('/metrics', async (c) => {
-      if (deps.metricsToken !== undefined) {
-        const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(c.req.header('authorization') ?? '');
-        if (!m || !constantTimeEqual(m[1]!, deps.metricsToken)) throw Unauthorized('this endpoint requires Authorization: Bearer <TASKHOOK_METRICS_TOKEN>');
+      const token = deps.metricsToken;
+      if (token !== undefined) {
+        const header = c.req.header('authorization') ?? '';
+        const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header);
+        const ok = await throttledAuth(deps.authThrottle, c, header !== '', () => (m && constantTimeEqual(m[1]!, token) ? true : undefined));
+        if (!ok) throw Unauthorized('this endpoint requires Authorization: Bearer <TASKHOOK_METRICS_TOKEN>');
       }
       return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
     });
@@ -93,7 +100,7 @@ export function createApp(deps: AppDeps) {
   v1.use(async (c, next) => {
     const header = c.req.header('authorization') ?? '';
     const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header);
-    const tenant = m ? await deps.tenants.byApiKey(m[1]!) : undefined;
+    const tenant = await throttledAuth(deps.authThrottle, c, header !== '', () => (m ? deps.tenants.byApiKey(m[1]!) : undefined));
     if (!tenant) throw Unauthorized();
     c.set('tenant', tenant);
     const rate = tenant.limits.apiRatePerS;

@@ -9,6 +9,8 @@ import { html } from 'hono/html';
 import type { JSX } from 'hono/jsx/jsx-runtime';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppDeps } from '../api/app.js';
+import { throttledAuth } from '../api/auth-throttle.js';
+import { ApiError } from '../api/errors.js';
 import { TASK_ID, TASK_ID_MESSAGE } from '../api/validation.js';
 import { hashApiKey } from '../tenancy/keys.js';
 import type { SecretBox } from '../tenancy/secret-box.js';
@@ -40,7 +42,13 @@ export function dashboardRoutes(deps: DashboardDeps) {
   app.onError((err, c) => {
     const nonce = c.var.nonce ?? randomBytes(16).toString('base64');
     if (err instanceof PageError) {
+      for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
       return render(c, <ErrorPage nonce={nonce} status={err.status} title={err.title} message={err.message} />, err.status);
+    }
+    // the failed-sign-in throttle (src/api/auth-throttle.ts) as the dashboard's error page
+    if (err instanceof ApiError && err.status === 429) {
+      for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
+      return render(c, <ErrorPage nonce={nonce} status={429} title="Too many attempts" message={`${err.detail}. Wait, then sign in again.`} />, 429);
     }
     if (err instanceof HTTPException && err.status < 500) {
       return render(c, <ErrorPage nonce={nonce} status={err.status} title="Request error" message={err.message || 'The request was refused.'} />, err.status);
@@ -81,7 +89,7 @@ export function dashboardRoutes(deps: DashboardDeps) {
   app.post('/sign-in', async (c) => {
     const form = await checkedForm(c, sessions.readSignInToken(c));
     const key = (form.get('api_key') ?? '').trim();
-    const tenant = GATEWAY_KEY.test(key) ? await deps.tenants.byApiKey(key) : undefined;
+    const tenant = await throttledAuth(deps.authThrottle, c, key !== '', () => (GATEWAY_KEY.test(key) ? deps.tenants.byApiKey(key) : undefined));
     if (!tenant) {
       const error = 'That gateway key is not valid (or its tenant is disabled).';
       return render(c, <SignInPage nonce={c.var.nonce} csrf={sessions.signInToken(c)} error={error} />, 401);
