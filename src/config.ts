@@ -81,8 +81,13 @@ const schema = z.object({
     .optional()
     .describe('`whsec_…` of the default tenant')
     .meta({ unset: 'generated, printed once' }),
-  TASKHOOK_ADMIN_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).optional()
-    .describe('bearer token for `/v1/admin/*`')
+  // Operator-chosen, and it opens every tenant: long enough that guessing (throttled to
+  // TASKHOOK_AUTH_THROTTLE per address) is hopeless even if it isn't random.
+  TASKHOOK_ADMIN_TOKEN: z
+    .string()
+    .min(32, { message: 'expected at least 32 characters (generate one: openssl rand -hex 32)' })
+    .optional()
+    .describe('bearer token for `/v1/admin/*`; at least 32 characters (`openssl rand -hex 32`)')
     .meta({ unset: 'unset = admin API off' }),
   TASKHOOK_METRICS_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).optional()
     .describe('when set, `GET /metrics` requires `Authorization: Bearer <token>`')

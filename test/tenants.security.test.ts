@@ -19,7 +19,7 @@ import { startReceiver, type Receiver } from './support/receiver.js';
 import { TEST_API_KEY, testEnv } from './support/env.js';
 import type { CreatedTenant } from '../src/tenancy/store.js';
 
-const ADMIN_TOKEN = 'admin_token_0123456789abcdef';
+const ADMIN_TOKEN = 'admin_token_0123456789abcdef_0123456789';
 const KEY_A = Buffer.alloc(32, 7); // the test stack's TASKHOOK_ENCRYPTION_KEY
 const KEY_B = Buffer.alloc(32, 9);
 const ROOT = path.resolve(import.meta.dirname, '..');
