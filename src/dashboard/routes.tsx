@@ -111,7 +111,7 @@ export function dashboardRoutes(deps: DashboardDeps) {
 
   app.post('/sign-out', async (c) => {
     await checkedForm(c, c.var.session.csrf);
-    sessions.end(c);
+    await sessions.end(c, c.var.session);
     sessions.flash(c, 'signed_out');
     return c.redirect(`${BASE}/sign-in`, 303);
   });
