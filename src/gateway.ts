@@ -15,6 +15,7 @@ import { TenantStore } from './tenancy/store.js';
 import { WatchStore } from './watches/store.js';
 import { createApp } from './api/app.js';
 import { AuthThrottle } from './api/auth-throttle.js';
+import type { EventStreamOptions } from './api/events.js';
 import { UpstreamClient, type UpstreamAddressRules } from './upstream/client.js';
 import { createPoller } from './poller/poller.js';
 import { createDeliverer } from './delivery/worker.js';
@@ -63,6 +64,7 @@ function listenError(err: NodeJS.ErrnoException, host: string, port: number): Er
 export interface GatewayOverrides {
   lookupAll?: LookupAll;
   idleMs?: number;
+  eventStream?: EventStreamOptions;
 }
 
 type Fetch = (req: Request, env: unknown) => Response | Promise<Response>;
@@ -189,6 +191,7 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
       adminToken: cfg.adminToken,
       metrics: metrics.registry,
       metricsToken: cfg.metricsToken,
+      eventStream: over.eventStream,
       authThrottle: cfg.authThrottle ? new AuthThrottle({ ...cfg.authThrottle, trustedProxies: cfg.trustedProxies }) : undefined,
     });
     serveApp(app.fetch);

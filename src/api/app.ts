@@ -20,7 +20,7 @@ import { tenantRoutes } from './tenant.js';
 import { watchRoutes } from './watches.js';
 import { docsRoutes } from './openapi/index.js';
 import { dashboardRoutes } from '../dashboard/routes.js';
-import { eventRoutes } from './events.js';
+import { eventRoutes, type EventStreamOptions } from './events.js';
 import { throttledAuth, type AuthThrottle } from './auth-throttle.js';
 
 
@@ -50,6 +50,8 @@ export interface AppDeps {
   metricsToken?: string;
   /** failed-authentication throttling per client address (TASKHOOK_AUTH_THROTTLE); unset → off */
   authThrottle?: AuthThrottle;
+  /** GET /v1/events tuning (tests shorten the slow-reader timeout) */
+  eventStream?: EventStreamOptions;
 }
 
 export type AppEnv = { Variables: { tenant: Tenant; requestId: string } };
@@ -112,7 +114,7 @@ export function createApp(deps: AppDeps) {
   });
   v1.route('/watches', watchRoutes(deps));
   v1.route('/tasks', taskRoutes(deps));
-  v1.route('/events', eventRoutes(deps));
+  v1.route('/events', eventRoutes(deps, deps.eventStream));
   if (deps.tenantStore) v1.route('/tenant', tenantRoutes({ ...deps, tenantStore: deps.tenantStore }));
   // Before /v1: admin requests must never reach the tenant-key middleware.
   app.route('/v1/admin', adminRoutes(deps));
