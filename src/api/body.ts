@@ -1,7 +1,7 @@
 // Request bodies: JSON only, capped before parsing, always an object.
 import type { Context } from 'hono';
 import type { IncomingMessage } from 'node:http';
-import { BadRequest, TooLarge, UnsupportedMediaType } from './errors.js';
+import { BadRequest, ClientGone, TooLarge, UnsupportedMediaType } from './errors.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
@@ -47,8 +47,8 @@ async function readCapped(c: Context): Promise<string> {
       };
       incoming.on('data', onData);
       incoming.once('end', resolve);
-      incoming.once('error', reject);
-      incoming.once('close', () => reject(BadRequest('the request body was cut short')));
+      incoming.once('error', () => reject(ClientGone()));
+      incoming.once('close', () => reject(ClientGone()));
     });
   } else {
     const raw = c.req.raw.body;

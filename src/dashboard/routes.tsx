@@ -10,7 +10,7 @@ import type { JSX } from 'hono/jsx/jsx-runtime';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppDeps } from '../api/app.js';
 import { throttledAuth } from '../api/auth-throttle.js';
-import { ApiError } from '../api/errors.js';
+import { ApiError, isClientGone } from '../api/errors.js';
 import { TASK_ID, TASK_ID_MESSAGE } from '../api/validation.js';
 import { hashApiKey } from '../tenancy/keys.js';
 import type { SecretBox } from '../tenancy/secret-box.js';
@@ -52,6 +52,10 @@ export function dashboardRoutes(deps: DashboardDeps) {
     }
     if (err instanceof HTTPException && err.status < 500) {
       return render(c, <ErrorPage nonce={nonce} status={err.status} title="Request error" message={err.message || 'The request was refused.'} />, err.status);
+    }
+    if (isClientGone(err)) {
+      deps.log.debug({ path: c.req.path, method: c.req.method, reason: err.message }, 'client went away mid-request');
+      return render(c, <ErrorPage nonce={nonce} status={400} title="Request cut short" message="The request did not arrive whole. Try again." />, 400);
     }
     deps.log.error({ err, path: c.req.path }, 'dashboard error');
     return render(c, <ErrorPage nonce={nonce} status={500} title="Internal error" message="Something went wrong on our side; nothing was changed." />, 500);
