@@ -6,6 +6,11 @@ import { BadRequest, ClientGone, TooLarge, UnsupportedMediaType } from './errors
 export const MAX_BODY_BYTES = 64 * 1024;
 
 export async function readJsonObject(c: Context): Promise<Record<string, unknown>> {
+  return (await readJsonBody(c)).value;
+}
+
+/** The body parsed, and its exact text (for checks JSON.parse can't make: src/api/json-scan.ts). */
+export async function readJsonBody(c: Context): Promise<{ value: Record<string, unknown>; text: string }> {
   const type = c.req.header('content-type') ?? '';
   if (!/^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i.test(type)) throw UnsupportedMediaType();
   const declared = Number(c.req.header('content-length') ?? '0');
@@ -18,7 +23,7 @@ export async function readJsonObject(c: Context): Promise<Record<string, unknown
     throw BadRequest(`the body is not valid JSON: ${(err as Error).message}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw BadRequest('the body must be a JSON object');
-  return parsed as Record<string, unknown>;
+  return { value: parsed as Record<string, unknown>, text };
 }
 
 const tooLarge = () => TooLarge(`the body must be at most ${MAX_BODY_BYTES} bytes`);
@@ -65,5 +70,13 @@ async function readCapped(c: Context): Promise<string> {
       chunks.push(value);
     }
   }
-  return Buffer.concat(chunks).toString('utf8');
+  // Strict: invalid UTF-8 is refused, not silently turned into U+FFFD (which would then be
+  // stored and echoed as if the client had sent it).
+  try {
+    return STRICT_UTF8.decode(Buffer.concat(chunks));
+  } catch {
+    throw BadRequest('the body is not valid UTF-8');
+  }
 }
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }) // ignoreBOM: a BOM is kept, and JSON.parse refuses it as before;

@@ -49,6 +49,18 @@ function unstorable(value: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Why this metadata can't be stored, or undefined. Also called on the parsed body's own
+ * object (src/api/watches.ts), which keeps a "__proto__" key zod's copy drops.
+ */
+export function metadataProblem(m: unknown): string | undefined {
+  // unstorable() first: JSON.stringify recurses and would overflow the stack on deep nesting.
+  return (
+    unstorable(m) ??
+    (Buffer.byteLength(JSON.stringify(m)) > MAX_METADATA_BYTES ? `metadata must serialise to at most ${MAX_METADATA_BYTES} bytes` : undefined)
+  );
+}
+
 export const registerWatchBody = z
   .object({
     task_id: z
@@ -65,10 +77,7 @@ export const registerWatchBody = z
     metadata: z
       .record(z.string(), z.unknown(), { message: 'metadata must be a JSON object' })
       .superRefine((m, ctx) => {
-        // unstorable() first: JSON.stringify recurses and would overflow the stack on deep nesting.
-        const bad =
-          unstorable(m) ??
-          (Buffer.byteLength(JSON.stringify(m)) > MAX_METADATA_BYTES ? `metadata must serialise to at most ${MAX_METADATA_BYTES} bytes` : undefined);
+        const bad = metadataProblem(m);
         if (bad) ctx.addIssue({ code: 'custom', message: bad });
       })
       .optional()

@@ -2,9 +2,10 @@
 import { Hono, type Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppEnv, AppDeps } from './app.js';
-import { readJsonObject } from './body.js';
+import { readJsonBody } from './body.js';
+import { scanJsonText } from './json-scan.js';
 import { Conflict, Invalid, NotFound, TooManyRequests } from './errors.js';
-import { listWatchesQuery, parseOrThrow, registerWatchBody } from './validation.js';
+import { listWatchesQuery, metadataProblem, parseOrThrow, registerWatchBody } from './validation.js';
 import { checkCallbackUrl } from '../net/address-policy.js';
 import { DEFAULT_EVENTS } from '../watches/store.js';
 import { stringifyWithRaw } from './raw-json.js';
@@ -26,7 +27,18 @@ export function watchRoutes(deps: AppDeps) {
   };
 
   app.post('/', async (c) => {
-    const input = parseOrThrow(registerWatchBody, await readJsonObject(c));
+    const body = await readJsonBody(c);
+    const input = parseOrThrow(registerWatchBody, body.value);
+    // What JSON.parse would silently change (duplicate keys, 1e999, rounded numbers) is
+    // refused: metadata is echoed in every webhook and must come back as it was sent.
+    const raw = body.value.metadata;
+    const rawProblem = input.metadata === undefined ? undefined : metadataProblem(raw);
+    if (rawProblem) throw Invalid(rawProblem, [{ field: 'metadata', message: rawProblem }]);
+    const lossy = scanJsonText(body.text);
+    if (lossy.length > 0) {
+      const errors = lossy.map((i) => ({ field: String(i.path[0] ?? '(body)'), message: `${i.path.join('.')}: ${i.message}` }));
+      throw Invalid(errors.map((e) => e.message).join('; '), errors);
+    }
     const check = await checkCallbackUrl(input.callback_url, deps.policy, deps.lookupAll);
     if (!check.ok) throw Invalid(check.reason, [{ field: 'callback_url', message: check.reason }]);
     const events = input.events ? [...new Set(input.events)] : DEFAULT_EVENTS;
@@ -37,7 +49,8 @@ export function watchRoutes(deps: AppDeps) {
     const { created, watch } = await watches.register(c.var.tenant.id, {
       task_id: input.task_id,
       callback_url: check.url.href,
-      metadata: input.metadata ?? {},
+      // the parsed body's own object, not zod's copy: zod drops a "__proto__" key
+      metadata: (input.metadata === undefined ? {} : raw) as Record<string, unknown>,
       events,
     });
     return jsonResponse(c, watch, created ? 201 : 200);
