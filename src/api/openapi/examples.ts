@@ -3,7 +3,7 @@
 // response schemas, so an example that stops fitting fails to compile; the test also
 // validates every example against its schema in the served document.
 import type { z } from 'zod';
-import type { registerWatchBody } from '../validation.js';
+import { TASK_ID_MESSAGE, type registerWatchBody } from '../validation.js';
 import type { ApiError } from '../errors.js';
 import { BadRequest, Conflict, Invalid, NotFound, TooLarge, TooManyRequests, Unauthorized, UnsupportedMediaType } from '../errors.js';
 import { MAX_BODY_BYTES } from '../body.js';
@@ -165,7 +165,7 @@ export const problems = {
   TooLarge: body(TooLarge(`the body must be at most ${MAX_BODY_BYTES} bytes`)),
   UnsupportedMediaType: body(UnsupportedMediaType()),
   Invalid: body(
-    Invalid('task_id must be 1-256 characters of [A-Za-z0-9._:-]', [{ field: 'task_id', message: 'task_id must be 1-256 characters of [A-Za-z0-9._:-]' }]),
+    Invalid(TASK_ID_MESSAGE, [{ field: 'task_id', message: TASK_ID_MESSAGE }]),
   ),
   RateLimited: body(TooManyRequests('this tenant may make 50 API requests per second', 1000)),
 };
