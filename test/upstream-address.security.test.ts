@@ -264,6 +264,48 @@ describe('the UpstreamClient connection path (what POST /v1/tasks and every poll
     }
   });
 
+  it('through a forward proxy (HTTP_PROXY) every request is vetted before it is sent; the trusted origin is not', async () => {
+    const internal = await startInternal();
+    const dead = http.createServer(); // a "proxy" that is never reached for refused hosts
+    const proxied: string[] = [];
+    dead.on('connect', (req, sock) => {
+      proxied.push(req.url ?? '');
+      sock.end('HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n');
+    });
+    dead.on('request', (req, res) => {
+      proxied.push(req.url ?? '');
+      res.statusCode = 502;
+      res.end();
+    });
+    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', r));
+    const trustedUrl = 'http://trusted.test:8090';
+    const client = new UpstreamClient({
+      timeoutMs: 2000,
+      proxy: { httpProxy: `http://127.0.0.1:${(dead.address() as AddressInfo).port}` },
+      addresses: {
+        policy: new AddressPolicy(parseAllowPrivate('false')),
+        trustedBaseUrls: [trustedUrl],
+        lookupAll: steeredLookup({ 'evil.test': v4('10.0.0.1') }),
+      },
+    });
+    try {
+      for (const base of [`http://127.0.0.1:${internal.port}`, 'http://evil.test', 'http://[::1]:80', 'http://169.254.169.254']) {
+        const r = await client.fetchTask(base, 'sk_secret', 'task-1');
+        expect(r, base).toMatchObject({ kind: 'error', message: expect.stringMatching(/ERR_UPSTREAM_ADDRESS_FORBIDDEN/) });
+      }
+      expect(proxied).toEqual([]);
+      expect(internal.seen).toEqual([]);
+      // the trusted origin is handed to the proxy as is (which answers 502 here)
+      expect(await client.fetchTask(trustedUrl, 'k', 'task-1')).toMatchObject({ kind: 'error' });
+      expect(proxied.length).toBeGreaterThan(0);
+    } finally {
+      await client.destroy();
+      await internal.close();
+      dead.closeAllConnections();
+      dead.close();
+    }
+  });
+
   it('never sends a dot-segment task id (it would rewrite the path)', async () => {
     const trusted = await startSimUpstream({ apiKeys: ['k'] });
     const client = new UpstreamClient({ timeoutMs: 2000 });
