@@ -98,7 +98,7 @@ const opts: SoakOptions = {
 };
 const RETRY_SCHEDULE = '250ms,500ms,1s,2s,3s';
 const NOT_FOUND_GRACE_S = 2;
-const ADMIN_TOKEN = 'soak-admin-token-0123456789';
+const ADMIN_TOKEN = 'soak-admin-token-0123456789-0123456789';
 const DEFAULT_KEY = 'thk_soak_default_key_0123456789';
 const DEFAULT_SECRET = 'whsec_c29ha3NvYWtzb2Frc29ha3NvYWtzb2Frc29haw==';
 const quiesceTimeoutMs = num(a['quiesce-timeout'], 300) * 1000;

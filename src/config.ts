@@ -5,15 +5,10 @@ import { z } from 'zod';
 import { parseAllowPrivate, type PrivateAllowance } from './net/address-policy.js';
 import { parseFaults, type Fault } from './faults.js';
 import { DEFAULT_SUBMIT_PATHS, parseSubmitPaths } from './submit/path.js';
+import { parseDuration } from './duration.js';
+import { DEFAULT_AUTH_THROTTLE, parseAuthThrottle, parseTrustedProxies, type AuthThrottleSettings } from './api/auth-throttle.js';
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** "5s" / "2m" / "1h" / "250ms" → milliseconds, or undefined if it is not one. */
-export function parseDuration(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
-  if (!m) return undefined;
-  return Math.round(Number(m[1]) * UNITS[m[2]!]!);
-}
+export { parseDuration } from './duration.js';
 
 const httpUrl = z
   .string()
@@ -36,6 +31,20 @@ const proxyUrl = z.string().refine(
 
 const positiveInt = (what: string) =>
   z.coerce.number({ message: `expected ${what}` }).int({ message: `expected ${what}` }).positive({ message: `expected ${what}` });
+
+/** TASKHOOK_ALLOW_PRIVATE_CALLBACKS / _UPSTREAMS: one syntax (src/net/address-policy.ts). */
+const allowPrivate = () =>
+  z
+    .string()
+    .default('false')
+    .transform((v, ctx): PrivateAllowance => {
+      try {
+        return parseAllowPrivate(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    });
 
 const schema = z.object({
   DATABASE_URL: z
@@ -73,8 +82,13 @@ const schema = z.object({
     .optional()
     .describe('`whsec_…` of the default tenant')
     .meta({ unset: 'generated, printed once' }),
-  TASKHOOK_ADMIN_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).optional()
-    .describe('bearer token for `/v1/admin/*`')
+  // Operator-chosen, and it opens every tenant: long enough that guessing (throttled to
+  // TASKHOOK_AUTH_THROTTLE per address) is hopeless even if it isn't random.
+  TASKHOOK_ADMIN_TOKEN: z
+    .string()
+    .min(32, { message: 'expected at least 32 characters (generate one: openssl rand -hex 32)' })
+    .optional()
+    .describe('bearer token for `/v1/admin/*`; at least 32 characters (`openssl rand -hex 32`)')
     .meta({ unset: 'unset = admin API off' }),
   TASKHOOK_METRICS_TOKEN: z.string().min(16, { message: 'expected at least 16 characters' }).optional()
     .describe('when set, `GET /metrics` requires `Authorization: Bearer <token>`')
@@ -85,18 +99,37 @@ const schema = z.object({
     .optional()
     .describe('32 bytes, base64; encrypts upstream keys at rest (comma list: first encrypts, all decrypt)')
     .meta({ unset: 'generated into the data dir' }),
-  TASKHOOK_ALLOW_PRIVATE_CALLBACKS: z
+  TASKHOOK_ALLOW_PRIVATE_CALLBACKS: allowPrivate().describe('`true`, or a comma list of CIDRs/hostnames allowed although private'),
+  TASKHOOK_ALLOW_PRIVATE_UPSTREAMS: allowPrivate().describe(
+    'the same for tenants\' `upstream_base_url` (self-hosters whose upstream is internal); the origin of `UPSTREAM_BASE_URL` is always allowed',
+  ),
+  TASKHOOK_AUTH_THROTTLE: z
     .string()
-    .default('false')
-    .transform((v, ctx): PrivateAllowance => {
+    .default(DEFAULT_AUTH_THROTTLE)
+    .transform((v, ctx): AuthThrottleSettings | undefined => {
       try {
-        return parseAllowPrivate(v);
+        return parseAuthThrottle(v);
       } catch (err) {
         ctx.addIssue({ code: 'custom', message: (err as Error).message });
         return z.NEVER;
       }
     })
-    .describe('`true`, or a comma list of CIDRs/hostnames allowed although private'),
+    .describe(
+      'failed authentications (admin token, gateway keys, dashboard sign-in, metrics token) allowed per client address: `<n>/<duration>` (a burst of n, refilled evenly over the duration), or `off`; past it → 429 with Retry-After',
+    ),
+  TASKHOOK_TRUSTED_PROXIES: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      try {
+        return parseTrustedProxies(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
+    .describe('comma list of IPs/CIDRs of your reverse proxies: their `X-Forwarded-For` names the client address the throttle counts')
+    .meta({ unset: 'none: the socket peer' }),
   TASKHOOK_NOT_FOUND_GRACE_S: z.coerce.number({ message: 'expected seconds' }).min(0, { message: 'expected seconds ≥ 0' }).default(60)
     .describe('how long a 404 from upstream is tolerated after registration'),
   TASKHOOK_MAX_WATCH_AGE_S: positiveInt('a positive number of seconds').default(86_400)
@@ -211,6 +244,12 @@ export interface Config {
   metricsToken: string | undefined;
   encryptionKey: string | undefined;
   allowPrivateCallbacks: PrivateAllowance;
+  /** TASKHOOK_ALLOW_PRIVATE_UPSTREAMS: non-public addresses tenants' upstreams may have */
+  allowPrivateUpstreams: PrivateAllowance;
+  /** TASKHOOK_AUTH_THROTTLE; undefined = off */
+  authThrottle: AuthThrottleSettings | undefined;
+  /** TASKHOOK_TRUSTED_PROXIES, parsed */
+  trustedProxies: ReturnType<typeof parseTrustedProxies>;
   notFoundGraceMs: number;
   maxWatchAgeMs: number;
   retryScheduleMs: number[];
@@ -277,6 +316,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     metricsToken: e.TASKHOOK_METRICS_TOKEN,
     encryptionKey: e.TASKHOOK_ENCRYPTION_KEY,
     allowPrivateCallbacks: e.TASKHOOK_ALLOW_PRIVATE_CALLBACKS,
+    allowPrivateUpstreams: e.TASKHOOK_ALLOW_PRIVATE_UPSTREAMS,
+    authThrottle: e.TASKHOOK_AUTH_THROTTLE,
+    trustedProxies: e.TASKHOOK_TRUSTED_PROXIES,
     notFoundGraceMs: e.TASKHOOK_NOT_FOUND_GRACE_S * 1000,
     maxWatchAgeMs: e.TASKHOOK_MAX_WATCH_AGE_S * 1000,
     retryScheduleMs: e.TASKHOOK_RETRY_SCHEDULE,

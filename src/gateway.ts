@@ -14,7 +14,9 @@ import { TenantDirectory } from './tenancy/directory.js';
 import { TenantStore } from './tenancy/store.js';
 import { WatchStore } from './watches/store.js';
 import { createApp } from './api/app.js';
-import { UpstreamClient } from './upstream/client.js';
+import { AuthThrottle } from './api/auth-throttle.js';
+import type { EventStreamOptions } from './api/events.js';
+import { UpstreamClient, type UpstreamAddressRules } from './upstream/client.js';
 import { createPoller } from './poller/poller.js';
 import { createDeliverer } from './delivery/worker.js';
 import { createSender } from './delivery/send.js';
@@ -63,6 +65,7 @@ function listenError(err: NodeJS.ErrnoException, host: string, port: number): Er
 export interface GatewayOverrides {
   lookupAll?: LookupAll;
   idleMs?: number;
+  eventStream?: EventStreamOptions;
 }
 
 type Fetch = (req: Request, env: unknown) => Response | Promise<Response>;
@@ -115,11 +118,16 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
   }
   const tenants = new TenantDirectory(sql, box, { upstreamBaseUrl: cfg.upstreamBaseUrl });
   const policy = new AddressPolicy(cfg.allowPrivateCallbacks);
+  const upstreamRules: UpstreamAddressRules = {
+    policy: new AddressPolicy(cfg.allowPrivateUpstreams),
+    trustedBaseUrls: [cfg.upstreamBaseUrl],
+    lookupAll: over.lookupAll,
+  };
   const runWorkers = cfg.role === 'worker' || cfg.role === 'all';
   const metrics = createMetrics({ sql });
 
   // One client for polls and submits (POST /v1/tasks): one pool, one proxy and address policy.
-  const upstream = new UpstreamClient({ timeoutMs: cfg.upstreamTimeoutMs, proxy: cfg.upstreamProxy });
+  const upstream = new UpstreamClient({ timeoutMs: cfg.upstreamTimeoutMs, proxy: cfg.upstreamProxy, addresses: upstreamRules });
   let poller: ReturnType<typeof createPoller> | undefined;
   let deliverer: ReturnType<typeof createDeliverer> | undefined;
   let callbackAgent: ReturnType<typeof createCallbackDispatcher> | undefined;
@@ -190,6 +198,7 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
               fault: cfg.faults,
             }),
       policy,
+      upstreamRules,
       lookupAll: over.lookupAll,
       onEnqueued: () => deliverer?.wake(),
       ready: () => (poller ? poller.healthy && deliverer!.healthy : true),
@@ -198,6 +207,8 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
       adminToken: cfg.adminToken,
       metrics: metrics.registry,
       metricsToken: cfg.metricsToken,
+      eventStream: over.eventStream,
+      authThrottle: cfg.authThrottle ? new AuthThrottle({ ...cfg.authThrottle, trustedProxies: cfg.trustedProxies }) : undefined,
     });
     serveApp(app.fetch);
     const addr = server.address() as AddressInfo;

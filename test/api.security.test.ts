@@ -816,6 +816,83 @@ describe('fuzz', () => {
   });
 });
 
+// Issue 12, finding 2: an upstream's answer is input too. Each hostile answer is stored
+// as the task's snapshot; then every endpoint that shows it (or a watch of it) is called,
+// and none may answer 5xx. What is stored is served as the bytes upstream sent.
+describe('fuzz: hostile upstream answers', () => {
+  const DEPTH = 5_000;
+  const head = (id: string, status = 'completed') => `{"task_id":"${id}","status":"${status}"`;
+  const answers: Array<[string, (id: string) => string | Buffer]> = [
+    ['arrays nested 5,000 deep', (id) => `${head(id)},"x":${'['.repeat(DEPTH)}${']'.repeat(DEPTH)}}`],
+    ['objects nested 5,000 deep', (id) => `${head(id)},"x":${'{"a":'.repeat(DEPTH)}1${'}'.repeat(DEPTH)}}`],
+    ['processing, nested 5,000 deep', (id) => `${head(id, 'processing')},"x":${'['.repeat(DEPTH)}${']'.repeat(DEPTH)}}`],
+    ['1e999, -1e999 and a 30-digit integer', (id) => `${head(id)},"n":1e999,"m":-1e999,"big":123456789012345678901234567890,"f":0.1000000000000000055511151231257827}`],
+    ['duplicate keys', (id) => `{"task_id":"${id}","status":"processing","status":"completed","k":1,"k":2,"__proto__":{"polluted":true}}`],
+    ['NUL escaped in a string and a key', (id) => `${head(id)},"s":"a\\u0000b","\\u0000":"k"}`],
+    ['lone surrogates escaped', (id) => `${head(id)},"s":"\\ud800","t":"\\udfff x \\ud83d"}`],
+    ['invalid UTF-8 bytes (a lone surrogate, an overlong NUL)', (id) => Buffer.concat([Buffer.from(`${head(id)},"s":"`), Buffer.from([0xed, 0xa0, 0x80, 0xc0, 0x80, 0xff]), Buffer.from('"}')])],
+    ['1 MiB less a byte', (id) => { const h = `${head(id)},"p":"`; return h + 'x'.repeat((1 << 20) - h.length - 3) + '"}'; }],
+    ['1 MiB and a byte (refused by the poller: too large)', (id) => { const h = `${head(id)},"p":"`; return h + 'x'.repeat((1 << 20) - h.length - 1) + '"}'; }],
+    ['control characters and U+2028 in strings', (id) => `${head(id)},"s":"\\u0001\\u001f  </script><!--"}`],
+    ['deep nesting in the error object of a failed task', (id) => `${head(id, 'failed')},"error":{"code":"x","message":"y","type":"z","detail":${'['.repeat(DEPTH)}${']'.repeat(DEPTH)}}}`],
+  ];
+
+  it('no endpoint ever answers 5xx, whatever upstream sent; the stored answer comes back byte for byte', async () => {
+    const { signIn } = await import('./support/dashboard-client.js');
+    const dash = await signIn(s.gateway.url!, TEST_API_KEY);
+    const failures: string[] = [];
+    const check = (label: string, res: { status: number; text: string }) => {
+      if (res.status >= 500) failures.push(`${label} → ${res.status} ${res.text.slice(0, 200)}`);
+    };
+    for (const [name, make] of answers) {
+      const task = s.upstream.createTask({ durationMs: 60_000 });
+      const body = make(task.task_id);
+      s.upstream.store.setOverride(task.task_id, { status: 200, body });
+      const reg = await api('/v1/watches', { body: { task_id: task.task_id, callback_url: `${s.receiver.url}/hostile`, events: ['task.completed', 'task.failed', 'task.processing', 'watch.failed'] } });
+      check(`${name}: POST /v1/watches`, reg);
+      expect(reg.status, reg.text).toBe(201);
+      intended.add(reg.json.id);
+      const id = reg.json.id as string;
+      // wait until the answer was polled and stored (or, for the oversized one, refused)
+      const until = Date.now() + 20_000;
+      let snap = await api(`/v1/tasks/${task.task_id}`);
+      while (snap.status === 404 && Date.now() < until) {
+        const w = await api(`/v1/watches/${id}`);
+        if (w.json?.last_poll_error) break;
+        await new Promise((r) => setTimeout(r, 50));
+        snap = await api(`/v1/tasks/${task.task_id}`);
+      }
+      check(`${name}: GET /v1/tasks/{id}`, snap);
+      if (snap.status === 200) {
+        // the exact bytes upstream sent (invalid UTF-8 as the replacement character it decodes to)
+        const raw = await fetch(`${s.gateway.url}/v1/tasks/${task.task_id}`, { headers: { authorization: `Bearer ${TEST_API_KEY}` } });
+        expect(Buffer.from(await raw.arrayBuffer()).equals(Buffer.from(Buffer.from(body).toString('utf8'))), name).toBe(true);
+        const one = await api(`/v1/watches/${id}`);
+        check(`${name}: GET /v1/watches/{id}`, one);
+        expect(one.status, name).toBe(200);
+        expect(one.text, name).toContain(Buffer.from(body).toString('utf8'));
+      } else {
+        expect(name).toMatch(/refused/);
+      }
+      for (const [label, res] of [
+        ['GET /v1/watches', await api('/v1/watches?limit=100')],
+        [`GET /v1/watches?task_id`, await api(`/v1/watches?task_id=${task.task_id}`)],
+        ['GET /v1/watches/{id}/deliveries', await api(`/v1/watches/${id}/deliveries`)],
+        ['POST /v1/watches again (same watch)', await api('/v1/watches', { body: { task_id: task.task_id, callback_url: `${s.receiver.url}/hostile`, events: ['task.completed', 'task.failed', 'task.processing', 'watch.failed'] } })],
+        ['POST redeliver', await api(`/v1/watches/${id}/redeliver`, { method: 'POST' })],
+        ['dashboard list', await dash.get('/dashboard')],
+        ['dashboard watch page', await dash.get(`/dashboard/watches/${id}`)],
+        ['DELETE', await api(`/v1/watches/${id}`, { method: 'DELETE' })],
+        ['GET after DELETE', await api(`/v1/watches/${id}`)],
+      ] as const) {
+        check(`${name}: ${label}`, res);
+      }
+      s.upstream.store.setOverride(task.task_id, undefined);
+    }
+    expect(failures, failures.join('\n')).toEqual([]);
+  });
+});
+
 describe('raw HTTP with control characters in headers', () => {
   async function raw(request: string): Promise<string> {
     const net = await import('node:net');

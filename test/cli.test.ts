@@ -12,7 +12,7 @@ import { TEST_API_KEY, TEST_SIGNING_SECRET } from './support/env.js';
 import { freePort, spawnCli, type CliChild as Child, type CliRun as Run } from './support/process.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
-const ADMIN_TOKEN = 'admin_token_0123456789abcdef';
+const ADMIN_TOKEN = 'admin_token_0123456789abcdef_0123456789';
 
 let s: Stack;
 let env: Record<string, string>;

@@ -25,7 +25,7 @@ const CONTRACT_ROWS: Array<[env: string, dflt: string, meaning: string]> = [
   ['`UPSTREAM_API_KEY`', '—', 'upstream key of the default tenant'],
   ['`TASKHOOK_API_KEY`', 'generated, printed once', 'gateway key of the default tenant'],
   ['`TASKHOOK_SIGNING_SECRET`', 'generated, printed once', '`whsec_…` of the default tenant'],
-  ['`TASKHOOK_ADMIN_TOKEN`', 'unset = admin API off', 'bearer token for `/v1/admin/*`'],
+  ['`TASKHOOK_ADMIN_TOKEN`', 'unset = admin API off', 'bearer token for `/v1/admin/*`; at least 32 characters (`openssl rand -hex 32`)'],
   ['`TASKHOOK_ENCRYPTION_KEY`', 'generated into the data dir', '32 bytes, base64; encrypts upstream keys at rest'],
   ['`TASKHOOK_ALLOW_PRIVATE_CALLBACKS`', '`false`', '`true`, or a comma list of CIDRs/hostnames allowed although private'],
   ['`TASKHOOK_NOT_FOUND_GRACE_S`', '`60`', 'how long a 404 from upstream is tolerated after registration'],

@@ -101,9 +101,17 @@ describe('loadConfig bad values', () => {
     ['TASKHOOK_API_KEY', 'fifteen-chars!!'],
     ['TASKHOOK_API_KEY', 'has a space in the key'],
     ['TASKHOOK_ADMIN_TOKEN', 'tooshort'],
+    ['TASKHOOK_ADMIN_TOKEN', 'admin_token_0123456789abcdef'], // 28: fine before issue 12, not now
     ['TASKHOOK_POLL_SCALE', '0'],
     ['LOG_LEVEL', 'loud'],
   ];
+
+  it('a short admin token says how long, and how to make one', () => {
+    expect(configError({ TASKHOOK_ADMIN_TOKEN: 'x'.repeat(31) }).message).toBe(
+      'invalid TASKHOOK_ADMIN_TOKEN: expected at least 32 characters (generate one: openssl rand -hex 32)',
+    );
+    expect(loadConfig({ TASKHOOK_ADMIN_TOKEN: 'x'.repeat(32) }).adminToken).toBe('x'.repeat(32));
+  });
 
   it.each(bad)('%s=%j throws a one-line ConfigError naming it', (name, value) => {
     const err = configError({ [name]: value });
@@ -158,7 +166,7 @@ describe('loadConfig good values', () => {
     { env: { TASKHOOK_SIGNING_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' }, field: 'signingSecret', expected: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' },
     { env: { TASKHOOK_ENCRYPTION_KEY: KEY32 }, field: 'encryptionKey', expected: KEY32 },
     { env: { TASKHOOK_API_KEY: 'thk_0123456789abcdef' }, field: 'apiKey', expected: 'thk_0123456789abcdef' },
-    { env: { TASKHOOK_ADMIN_TOKEN: 'admin-token-0123456789' }, field: 'adminToken', expected: 'admin-token-0123456789' },
+    { env: { TASKHOOK_ADMIN_TOKEN: 'admin-token-0123456789-0123456789' }, field: 'adminToken', expected: 'admin-token-0123456789-0123456789' },
     { env: { UPSTREAM_API_KEY: 'sk_test' }, field: 'upstreamApiKey', expected: 'sk_test' },
     { env: { TASKHOOK_ALLOW_PRIVATE_CALLBACKS: 'true' }, field: 'allowPrivateCallbacks', expected: { all: true, cidrs: [], hostnames: [] } },
     { env: { TASKHOOK_ALLOW_PRIVATE_CALLBACKS: 'false' }, field: 'allowPrivateCallbacks', expected: { all: false, cidrs: [], hostnames: [] } },

@@ -11,7 +11,7 @@ import { TEST_API_KEY } from './support/env.js';
 import { waitForStatus } from './support/wait.js';
 import { SKIP_BROWSER_TESTS, useChromium } from './support/browser.js';
 
-const ADMIN_TOKEN = 'admin_token_0123456789abcdef';
+const ADMIN_TOKEN = 'admin_token_0123456789abcdef_0123456789';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const XSS = '</pre><script>alert(1)</script><img src=x onerror=alert(2)>';
 const SHOTS = path.join(ROOT, 'test-results');

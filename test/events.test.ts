@@ -8,7 +8,7 @@ import { idTimeMs, resumePoint } from '../src/api/events.js';
 import { startStack, type Stack } from './support/gateway.js';
 import { TEST_API_KEY, TEST_SIGNING_SECRET } from './support/env.js';
 
-const ADMIN_TOKEN = 'admin_token_0123456789abcdef';
+const ADMIN_TOKEN = 'admin_token_0123456789abcdef_0123456789';
 
 interface Stream {
   status: number;

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from './support/gateway.js';
 
-const ADMIN = 'admin_token_limits_0123456789';
+const ADMIN = 'admin_token_limits_0123456789_0123456789';
 let s: Stack;
 beforeAll(async () => {
   s = await startStack({ TASKHOOK_ADMIN_TOKEN: ADMIN });

@@ -11,7 +11,7 @@ import { waitForStatus } from './support/wait.js';
 import { TEST_API_KEY } from './support/env.js';
 import type { SubmitFaultMode } from '../src/sim/generation.js';
 
-const ADMIN = 'admin_token_0123456789abcdef';
+const ADMIN = 'admin_token_0123456789abcdef_0123456789';
 let s: Stack;
 beforeAll(async () => {
   // Tenants here aim at loopback upstreams of their own (a broken one, a closed port): allowed

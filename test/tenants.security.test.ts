@@ -19,7 +19,7 @@ import { startReceiver, type Receiver } from './support/receiver.js';
 import { TEST_API_KEY, testEnv } from './support/env.js';
 import type { CreatedTenant } from '../src/tenancy/store.js';
 
-const ADMIN_TOKEN = 'admin_token_0123456789abcdef';
+const ADMIN_TOKEN = 'admin_token_0123456789abcdef_0123456789';
 const KEY_A = Buffer.alloc(32, 7); // the test stack's TASKHOOK_ENCRYPTION_KEY
 const KEY_B = Buffer.alloc(32, 9);
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -302,9 +302,11 @@ describe('with TASKHOOK_ADMIN_TOKEN', () => {
       }
       expectProblem(await api('/v1/tenant', { method: 'PATCH', body: '[]' }), 400);
 
-      const moved = await api('/v1/tenant', { method: 'PATCH', body: { upstream_base_url: 'http://127.0.0.1:9/base/' } });
+      // a loopback upstream is refused (test/upstream-address.security.test.ts has every spelling)
+      expectProblem(await api('/v1/tenant', { method: 'PATCH', body: { upstream_base_url: 'http://127.0.0.1:9/base/' } }), 422);
+      const moved = await api('/v1/tenant', { method: 'PATCH', body: { upstream_base_url: `${s.upstream.url}/base/` } });
       expect(moved.status, moved.text).toBe(200);
-      expect(moved.json.upstream_base_url).toBe('http://127.0.0.1:9/base');
+      expect(moved.json.upstream_base_url).toBe(`${s.upstream.url}/base`);
       const fixed = await api('/v1/tenant', { method: 'PATCH', body: { upstream_api_key: 'sk_test', upstream_base_url: null } });
       expect(fixed.status, fixed.text).toBe(200);
       expect(fixed.json).toMatchObject({ tenant_id: t.tenant_id, upstream_base_url: s.upstream.url, has_upstream_api_key: true });

@@ -3,10 +3,11 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { AppDeps, AppEnv } from './app.js';
+import { throttledAuth } from './auth-throttle.js';
 import { readJsonObject } from './body.js';
 import { NotFound, Unauthorized } from './errors.js';
 import { parseOrThrow } from './validation.js';
-import { upstreamApiKeyField, upstreamBaseUrlField } from './tenant.js';
+import { upstreamApiKeyField, upstreamBaseUrlField, vetUpstreamBaseUrl } from './tenant.js';
 import { constantTimeEqual } from '../tenancy/keys.js';
 
 const TENANT_ID = /^ten_[0-9a-z_]{1,64}$/;
@@ -38,14 +39,17 @@ export function adminRoutes(deps: AppDeps) {
 
   app.use(async (c, next) => {
     if (!token || !store) throw NotFound('route', `${c.req.method} ${c.req.path}`);
-    const m = /^Bearer (.+)$/i.exec(c.req.header('authorization') ?? '');
-    if (!m || !constantTimeEqual(m[1]!, token)) throw Unauthorized('a valid admin token is required: Authorization: Bearer <TASKHOOK_ADMIN_TOKEN>');
+    const header = c.req.header('authorization') ?? '';
+    const m = /^Bearer (.+)$/i.exec(header);
+    const ok = await throttledAuth(deps.authThrottle, c, header !== '', () => (m && constantTimeEqual(m[1]!, token) ? true : undefined));
+    if (!ok) throw Unauthorized('a valid admin token is required: Authorization: Bearer <TASKHOOK_ADMIN_TOKEN>');
     await next();
   });
   if (!token || !store) return app;
 
   app.post('/tenants', async (c) => {
     const input = parseOrThrow(createTenantBody, await readJsonObject(c));
+    if (input.upstream_base_url !== undefined) await vetUpstreamBaseUrl(deps, input.upstream_base_url);
     const l = input.limits ?? {};
     const limits = Object.fromEntries(
       Object.entries({ apiRatePerS: l.api_rate_per_s, maxActiveWatches: l.max_active_watches, maxPollsPerS: l.max_polls_per_s }).filter(([, v]) => v !== undefined),

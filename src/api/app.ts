@@ -5,6 +5,7 @@ import type { Sql } from '../db/client.js';
 import { pendingMigrations } from '../db/migrate.js';
 import type { Logger } from '../log.js';
 import type { AddressPolicy, LookupAll } from '../net/address-policy.js';
+import type { UpstreamAddressRules } from '../upstream/client.js';
 import type { Tenant, TenantDirectory } from '../tenancy/directory.js';
 import type { TenantStore } from '../tenancy/store.js';
 import type { SecretBox } from '../tenancy/secret-box.js';
@@ -20,7 +21,9 @@ import { tenantRoutes } from './tenant.js';
 import { watchRoutes } from './watches.js';
 import { docsRoutes } from './openapi/index.js';
 import { dashboardRoutes } from '../dashboard/routes.js';
-import { eventRoutes } from './events.js';
+import { eventRoutes, type EventStreamOptions } from './events.js';
+import { throttledAuth, type AuthThrottle } from './auth-throttle.js';
+
 
 export interface AppDeps {
   sql: Sql;
@@ -30,6 +33,8 @@ export interface AppDeps {
   /** POST /v1/tasks (submit through taskhook); unset → 404 */
   submitter?: Submitter;
   policy: AddressPolicy;
+  /** tenants' upstream_base_url policy (TASKHOOK_ALLOW_PRIVATE_UPSTREAMS); unset → any http(s) URL */
+  upstreamRules?: UpstreamAddressRules;
   lookupAll?: LookupAll;
   onEnqueued?: () => void;
   /** extra readiness checks, e.g. the engines' database health */
@@ -46,6 +51,10 @@ export interface AppDeps {
   metrics?: Registry;
   /** TASKHOOK_METRICS_TOKEN; unset → /metrics is open (a private scrape network) */
   metricsToken?: string;
+  /** failed-authentication throttling per client address (TASKHOOK_AUTH_THROTTLE); unset → off */
+  authThrottle?: AuthThrottle;
+  /** GET /v1/events tuning (tests shorten the slow-reader timeout) */
+  eventStream?: EventStreamOptions;
 }
 
 export type AppEnv = { Variables: { tenant: Tenant; requestId: string } };
@@ -78,9 +87,12 @@ export function createApp(deps: AppDeps) {
   const registry = deps.metrics;
   if (registry) {
     app.get('/metrics', async (c) => {
-      if (deps.metricsToken !== undefined) {
-        const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(c.req.header('authorization') ?? '');
-        if (!m || !constantTimeEqual(m[1]!, deps.metricsToken)) throw Unauthorized('this endpoint requires Authorization: Bearer <TASKHOOK_METRICS_TOKEN>');
+      const token = deps.metricsToken;
+      if (token !== undefined) {
+        const header = c.req.header('authorization') ?? '';
+        const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header);
+        const ok = await throttledAuth(deps.authThrottle, c, header !== '', () => (m && constantTimeEqual(m[1]!, token) ? true : undefined));
+        if (!ok) throw Unauthorized('this endpoint requires Authorization: Bearer <TASKHOOK_METRICS_TOKEN>');
       }
       return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
     });
@@ -93,7 +105,7 @@ export function createApp(deps: AppDeps) {
   v1.use(async (c, next) => {
     const header = c.req.header('authorization') ?? '';
     const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header);
-    const tenant = m ? await deps.tenants.byApiKey(m[1]!) : undefined;
+    const tenant = await throttledAuth(deps.authThrottle, c, header !== '', () => (m ? deps.tenants.byApiKey(m[1]!) : undefined));
     if (!tenant) throw Unauthorized();
     c.set('tenant', tenant);
     const rate = tenant.limits.apiRatePerS;
@@ -105,7 +117,7 @@ export function createApp(deps: AppDeps) {
   });
   v1.route('/watches', watchRoutes(deps));
   v1.route('/tasks', taskRoutes(deps));
-  v1.route('/events', eventRoutes(deps));
+  v1.route('/events', eventRoutes(deps, deps.eventStream));
   if (deps.tenantStore) v1.route('/tenant', tenantRoutes({ ...deps, tenantStore: deps.tenantStore }));
   // Before /v1: admin requests must never reach the tenant-key middleware.
   app.route('/v1/admin', adminRoutes(deps));

@@ -1,11 +1,16 @@
 // Request bodies: JSON only, capped before parsing, always an object.
 import type { Context } from 'hono';
 import type { IncomingMessage } from 'node:http';
-import { BadRequest, TooLarge, UnsupportedMediaType } from './errors.js';
+import { BadRequest, ClientGone, TooLarge, UnsupportedMediaType } from './errors.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
 export async function readJsonObject(c: Context, limit = MAX_BODY_BYTES): Promise<Record<string, unknown>> {
+  return (await readJsonBody(c, limit)).value;
+}
+
+/** The body parsed, and its exact text (for checks JSON.parse can't make: src/api/json-scan.ts). */
+export async function readJsonBody(c: Context, limit = MAX_BODY_BYTES): Promise<{ value: Record<string, unknown>; text: string }> {
   const type = c.req.header('content-type') ?? '';
   if (!/^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i.test(type)) throw UnsupportedMediaType();
   const declared = Number(c.req.header('content-length') ?? '0');
@@ -18,7 +23,7 @@ export async function readJsonObject(c: Context, limit = MAX_BODY_BYTES): Promis
     throw BadRequest(`the body is not valid JSON: ${(err as Error).message}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw BadRequest('the body must be a JSON object');
-  return parsed as Record<string, unknown>;
+  return { value: parsed as Record<string, unknown>, text };
 }
 
 const tooLarge = (limit: number) => TooLarge(`the body must be at most ${limit} bytes`);
@@ -47,8 +52,8 @@ async function readCapped(c: Context, limit: number): Promise<string> {
       };
       incoming.on('data', onData);
       incoming.once('end', resolve);
-      incoming.once('error', reject);
-      incoming.once('close', () => reject(BadRequest('the request body was cut short')));
+      incoming.once('error', () => reject(ClientGone()));
+      incoming.once('close', () => reject(ClientGone()));
     });
   } else {
     const raw = c.req.raw.body;
@@ -65,5 +70,13 @@ async function readCapped(c: Context, limit: number): Promise<string> {
       chunks.push(value);
     }
   }
-  return Buffer.concat(chunks).toString('utf8');
+  // Strict: invalid UTF-8 is refused, not silently turned into U+FFFD (which would then be
+  // stored and echoed as if the client had sent it).
+  try {
+    return STRICT_UTF8.decode(Buffer.concat(chunks));
+  } catch {
+    throw BadRequest('the body is not valid UTF-8');
+  }
 }
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }) // ignoreBOM: a BOM is kept, and JSON.parse refuses it as before;

@@ -28,6 +28,22 @@ export const UnsupportedMediaType = () =>
 export const Invalid = (detail: string, errors?: Array<{ field: string; message: string }>) =>
   new ApiError(422, 'invalid', 'Invalid request', detail, {}, errors ? { errors } : {});
 
+/**
+ * The client went away mid-request (aborted, connection reset): a client event, not a
+ * server error. Answered 400 in case anyone still listens, logged at debug (issue 12: a
+ * 500 and an error-level stack trace each time flooded the logs).
+ */
+export const ClientGone = (detail = 'the request was cut short: the client closed the connection') =>
+  new ApiError(400, 'client-closed', 'Client closed the request', detail);
+
+/** Node's errors for a request whose client went away: "aborted" / ECONNRESET while reading the body. */
+export function isClientGone(err: unknown): boolean {
+  if (err instanceof ApiError) return err.slug === 'client-closed';
+  const e = err as { code?: string; message?: string; cause?: { code?: string } } | undefined;
+  const code = e?.code ?? e?.cause?.code;
+  return code === 'ECONNRESET' || code === 'ECONNABORTED' || code === 'ERR_STREAM_PREMATURE_CLOSE' || e?.message === 'aborted';
+}
+
 export const TooManyRequests = (detail: string, retryAfterMs?: number) =>
   new ApiError(429, 'rate-limited', 'Too many requests', detail, retryAfterMs === undefined ? {} : { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) });
 
@@ -52,6 +68,10 @@ export function problem(c: Context, err: ApiError): Response {
 
 export function onError(log: Logger) {
   return (err: Error, c: Context): Response => {
+    if (isClientGone(err)) {
+      log.debug({ path: c.req.path, method: c.req.method, reason: err.message }, 'client went away mid-request');
+      return problem(c, err instanceof ApiError ? err : ClientGone());
+    }
     if (err instanceof ApiError) return problem(c, err);
     // Hono's own HTTP errors (e.g. from middleware) keep their status.
     const status = (err as { status?: number }).status;

@@ -28,14 +28,26 @@ export interface EventStreamOptions {
   /** how far behind the newest id already sent each read looks again (see below) */
   overlapMs?: number;
   batchSize?: number;
+  /**
+   * A page of the outbox holds at most this many bytes of payload (at least one row):
+   * payloads can be a megabyte each (upstream's answer), and 100 of them per stream was
+   * ~90 MB (issue 12).
+   */
+  maxPageBytes?: number;
+  /** a client that hasn't taken an event (or heartbeat) for this long is dropped */
+  slowReaderMs?: number;
   now?: () => number;
 }
+
+export const DEFAULT_MAX_PAGE_BYTES = 1 << 20;
+export const DEFAULT_SLOW_READER_MS = 30_000;
 
 interface Row {
   id: string;
   watch_id: string;
   event_type: string;
-  payload: string;
+  /** null past the page's byte budget: the page ends before this row */
+  payload: string | null;
 }
 
 const B32 = '0123456789abcdefghjkmnpqrstvwxyz';
@@ -60,12 +72,34 @@ export function resumePoint(value: string | undefined): string | undefined {
   return outboxIdPrefix(new Date(ms));
 }
 
+/**
+ * One page of a tenant's outbox after `after`: up to `batchSize` rows, their payloads
+ * within `maxBytes` (the first row always). → the rows to send, and whether more follow.
+ */
+export async function outboxPage(sql: Sql, tenantId: string, after: string, batchSize: number, maxBytes: number): Promise<{ rows: Array<Row & { payload: string }>; more: boolean }> {
+  // The running sum is taken in Postgres, so rows past the budget never reach this
+  // process: a stream's memory is bounded by maxBytes, not by batchSize × payload size.
+  const rows = await sql<Row[]>`
+    select id, watch_id, event_type, case when running - len < ${maxBytes} then payload end as payload from (
+      select id, watch_id, event_type, payload, octet_length(payload) as len,
+             sum(octet_length(payload)) over (order by id) as running
+        from deliveries
+       where tenant_id = ${tenantId} and id > ${after}
+       order by id limit ${batchSize}) p
+     order by id`;
+  const cut = rows.findIndex((r) => r.payload === null);
+  if (cut === -1) return { rows: rows as Array<Row & { payload: string }>, more: rows.length === batchSize };
+  return { rows: rows.slice(0, cut) as Array<Row & { payload: string }>, more: true };
+}
+
 export function eventRoutes(deps: { sql: Sql; tenants: TenantDirectory; log: Logger }, o: EventStreamOptions = {}) {
   const pollMs = o.pollMs ?? 300;
   const heartbeatMs = o.heartbeatMs ?? 15_000;
   const maxStreams = o.maxStreamsPerTenant ?? 5;
   const overlapMs = o.overlapMs ?? 2_000;
   const batchSize = o.batchSize ?? 100;
+  const maxPageBytes = o.maxPageBytes ?? DEFAULT_MAX_PAGE_BYTES;
+  const slowReaderMs = o.slowReaderMs ?? DEFAULT_SLOW_READER_MS;
   const now = o.now ?? Date.now;
   const { sql, log } = deps;
   const open = new Map<string, number>();
@@ -75,10 +109,10 @@ export function eventRoutes(deps: { sql: Sql; tenants: TenantDirectory; log: Log
   // order; tenant_id is a filter on the rows of that range, which is the recent past
   // for a live stream. (A resume from far back in a busy multi-tenant outbox would be
   // better served by an index on (tenant_id, id).)
-  const page = (tenantId: string, after: string) => sql<Row[]>`
-    select id, watch_id, event_type, payload from deliveries
-     where tenant_id = ${tenantId} and id > ${after}
-     order by id limit ${batchSize}`;
+  const page = (tenantId: string, after: string) => outboxPage(sql, tenantId, after, batchSize, maxPageBytes);
+  /** ids only, for the "from now" pass: nothing of the payloads is needed there */
+  const idPage = (tenantId: string, after: string) => sql<{ id: string }[]>`
+    select id from deliveries where tenant_id = ${tenantId} and id > ${after} order by id limit ${batchSize}`;
 
   app.get('/', async (c) => {
     const tenantId = c.var.tenant.id;
@@ -109,8 +143,25 @@ export function eventRoutes(deps: { sql: Sql; tenants: TenantDirectory; log: Log
             resolve();
           };
         });
+      // A client that stops reading: the socket's buffers fill, our write waits for drain
+      // forever, and the stream holds its page. After slowReaderMs we drop the connection.
+      const outgoing = (c.env as { outgoing?: { destroy(): void } } | undefined)?.outgoing;
+      const write = async (w: Promise<void>) => {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((resolve) => {
+          timer = setTimeout(() => resolve('late'), slowReaderMs);
+        });
+        const r = await Promise.race([w.then(() => 'ok' as const), late]).finally(() => clearTimeout(timer));
+        if (r === 'late') {
+          log.info({ tenant: tenantId, after_ms: slowReaderMs }, 'event stream: the client is not reading; dropping it');
+          stop();
+          w.catch(() => {});
+          outgoing?.destroy();
+          stream.abort();
+        }
+      };
       try {
-        await run(stream, tenantId, resume, () => closed, sleep);
+        await run(stream, tenantId, resume, () => closed, sleep, write);
       } finally {
         release();
       }
@@ -133,6 +184,7 @@ export function eventRoutes(deps: { sql: Sql; tenants: TenantDirectory; log: Log
     resume: string | undefined,
     closed: () => boolean,
     sleep: (ms: number) => Promise<void>,
+    write: (w: Promise<void>) => Promise<void>,
   ) {
     const sent = new Map<string, number>(); // id → its time, for the overlap window
     let newest = resume ?? outboxIdPrefix(new Date(now()));
@@ -143,7 +195,7 @@ export function eventRoutes(deps: { sql: Sql; tenants: TenantDirectory; log: Log
       try {
         let after = outboxIdPrefix(new Date(now() - overlapMs));
         for (;;) {
-          const rows = await page(tenantId, after);
+          const rows = await idPage(tenantId, after);
           for (const r of rows) sent.set(r.id, idTimeMs(r.id));
           if (rows.length < batchSize) break;
           after = rows[rows.length - 1]!.id;
@@ -155,7 +207,7 @@ export function eventRoutes(deps: { sql: Sql; tenants: TenantDirectory; log: Log
       }
     }
     // (a comment, so clients see the stream is live; `retry`: reconnect after 1 s)
-    await stream.write(': ready\nretry: 1000\n\n');
+    await write(stream.write(': ready\nretry: 1000\n\n').then(() => {}));
     let lastWrite = now();
     let failures = 0;
     while (!closed()) {
@@ -165,7 +217,7 @@ export function eventRoutes(deps: { sql: Sql; tenants: TenantDirectory; log: Log
         const windowStart = outboxIdPrefix(new Date(idTimeMs(newest) - overlapMs));
         let after = windowStart > floor ? windowStart : floor;
         for (;;) {
-          const rows = await page(tenantId, after);
+          const { rows, more } = await page(tenantId, after);
           for (const r of rows) {
             if (closed()) return;
             if (sent.has(r.id)) continue;
@@ -176,16 +228,19 @@ export function eventRoutes(deps: { sql: Sql; tenants: TenantDirectory; log: Log
               'webhook-signature': signatureHeader(tenant.signingSecrets, r.id, timestamp, r.payload),
               'content-type': 'application/json',
             };
-            await stream.writeSSE({
-              id: r.id,
-              event: r.event_type,
-              data: JSON.stringify({ webhook_id: r.id, type: r.event_type, watch_id: r.watch_id, headers, body: r.payload }),
-            });
+            await write(
+              stream.writeSSE({
+                id: r.id,
+                event: r.event_type,
+                data: JSON.stringify({ webhook_id: r.id, type: r.event_type, watch_id: r.watch_id, headers, body: r.payload }),
+              }),
+            );
+            if (closed()) return;
             lastWrite = now();
             sent.set(r.id, idTimeMs(r.id));
             if (r.id > newest) newest = r.id;
           }
-          if (rows.length < batchSize) break;
+          if (!more || rows.length === 0) break;
           after = rows[rows.length - 1]!.id;
         }
         const forget = idTimeMs(newest) - overlapMs - 1_000;
@@ -199,7 +254,7 @@ export function eventRoutes(deps: { sql: Sql; tenants: TenantDirectory; log: Log
         continue;
       }
       if (now() - lastWrite >= heartbeatMs) {
-        await stream.write(': keepalive\n\n');
+        await write(stream.write(': keepalive\n\n').then(() => {}));
         lastWrite = now();
       }
       await sleep(pollMs);

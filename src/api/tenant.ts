@@ -4,7 +4,8 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import type { AppDeps, AppEnv } from './app.js';
 import { readJsonObject } from './body.js';
-import { NotFound } from './errors.js';
+import { Invalid, NotFound } from './errors.js';
+import { checkUpstreamBaseUrl } from '../upstream/client.js';
 import { parseOrThrow } from './validation.js';
 import type { TenantStore } from '../tenancy/store.js';
 
@@ -38,6 +39,13 @@ export const patchTenantBody = z
     message: 'give at least one of upstream_api_key, upstream_base_url',
   });
 
+/** 422 unless the tenant-chosen upstream passes the address policy (checkUpstreamBaseUrl); nothing is written before. */
+export async function vetUpstreamBaseUrl(deps: Pick<AppDeps, 'upstreamRules'>, url: string): Promise<void> {
+  if (!deps.upstreamRules) return;
+  const check = await checkUpstreamBaseUrl(url, deps.upstreamRules);
+  if (!check.ok) throw Invalid(check.reason, [{ field: 'upstream_base_url', message: check.reason }]);
+}
+
 export function tenantRoutes(deps: AppDeps & { tenantStore: TenantStore }) {
   const app = new Hono<AppEnv>();
   const store = deps.tenantStore;
@@ -52,6 +60,7 @@ export function tenantRoutes(deps: AppDeps & { tenantStore: TenantStore }) {
 
   app.patch('/', async (c) => {
     const input = parseOrThrow(patchTenantBody, await readJsonObject(c));
+    if (typeof input.upstream_base_url === 'string') await vetUpstreamBaseUrl(deps, input.upstream_base_url);
     const view = await store.update(c.var.tenant.id, { upstreamApiKey: input.upstream_api_key, upstreamBaseUrl: input.upstream_base_url });
     if (!view) throw gone(c.var.tenant.id);
     return c.json(view);

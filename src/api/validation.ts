@@ -3,7 +3,12 @@ import { z } from 'zod';
 import { EVENT_TYPES, WATCH_STATUSES } from '../watches/store.js';
 import { Invalid } from './errors.js';
 
-export const TASK_ID = /^[A-Za-z0-9._:-]{1,256}$/;
+/**
+ * An upstream task id: it becomes a path segment of `GET {base}/api/v2/tasks/{id}`, so
+ * "." and ".." (which would rewrite that path) are refused along with everything else.
+ */
+export const TASK_ID = /^(?!\.\.?$)[A-Za-z0-9._:-]{1,256}$/;
+export const TASK_ID_MESSAGE = 'task_id must be 1-256 characters of [A-Za-z0-9._:-], other than "." and ".."';
 export const MAX_METADATA_BYTES = 16 * 1024;
 
 export const MAX_METADATA_DEPTH = 64;
@@ -44,13 +49,23 @@ function unstorable(value: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * Why this metadata can't be stored, or undefined. Also called on the parsed body's own
+ * object (src/api/watches.ts), which keeps a "__proto__" key zod's copy drops.
+ */
+export function metadataProblem(m: unknown): string | undefined {
+  // unstorable() first: JSON.stringify recurses and would overflow the stack on deep nesting.
+  return (
+    unstorable(m) ??
+    (Buffer.byteLength(JSON.stringify(m)) > MAX_METADATA_BYTES ? `metadata must serialise to at most ${MAX_METADATA_BYTES} bytes` : undefined)
+  );
+}
+
 export const registerWatchBody = z
   .object({
     task_id: z
       .string({ message: 'task_id is required: 1-256 characters of [A-Za-z0-9._:-]' })
-      .regex(TASK_ID, {
-        message: 'task_id must be 1-256 characters of [A-Za-z0-9._:-]',
-      })
+      .regex(TASK_ID, { message: TASK_ID_MESSAGE })
       .describe('the upstream task id'),
     callback_url: z
       .string({ message: 'callback_url is required: an http(s) URL' })
@@ -62,10 +77,7 @@ export const registerWatchBody = z
     metadata: z
       .record(z.string(), z.unknown(), { message: 'metadata must be a JSON object' })
       .superRefine((m, ctx) => {
-        // unstorable() first: JSON.stringify recurses and would overflow the stack on deep nesting.
-        const bad =
-          unstorable(m) ??
-          (Buffer.byteLength(JSON.stringify(m)) > MAX_METADATA_BYTES ? `metadata must serialise to at most ${MAX_METADATA_BYTES} bytes` : undefined);
+        const bad = metadataProblem(m);
         if (bad) ctx.addIssue({ code: 'custom', message: bad });
       })
       .optional()
@@ -133,7 +145,7 @@ export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 export const listWatchesQuery = z
   .object({
     status: z.enum(WATCH_STATUSES, { message: `status must be one of ${WATCH_STATUSES.join(', ')}` }).optional(),
-    task_id: z.string().regex(TASK_ID, { message: 'task_id must be 1-256 characters of [A-Za-z0-9._:-]' }).optional(),
+    task_id: z.string().regex(TASK_ID, { message: TASK_ID_MESSAGE }).optional(),
     limit: z.coerce
       .number({ message: 'limit must be an integer 1-100' })
       .int({ message: 'limit must be an integer 1-100' })

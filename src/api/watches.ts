@@ -1,11 +1,19 @@
 // /v1/watches: register, read, list, cancel, attempts, redeliver.
-import { Hono } from 'hono';
+import { Hono, type Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppEnv, AppDeps } from './app.js';
-import { readJsonObject } from './body.js';
+import { readJsonBody } from './body.js';
+import { scanJsonText } from './json-scan.js';
 import { Conflict, Invalid, NotFound, TooManyRequests } from './errors.js';
-import { listWatchesQuery, parseOrThrow, registerWatchBody } from './validation.js';
+import { listWatchesQuery, metadataProblem, parseOrThrow, registerWatchBody } from './validation.js';
 import { checkCallbackUrl } from '../net/address-policy.js';
 import { DEFAULT_EVENTS } from '../watches/store.js';
+import { stringifyWithRaw } from './raw-json.js';
+
+/** c.json, with stored upstream answers spliced in as their text (src/api/raw-json.ts). */
+function jsonResponse(c: Context, value: unknown, status: ContentfulStatusCode = 200): Response {
+  return c.body(stringifyWithRaw(value), status, { 'content-type': 'application/json' });
+}
 
 const WATCH_ID = /^wat_[0-9a-z]{26}$/;
 
@@ -19,7 +27,18 @@ export function watchRoutes(deps: AppDeps) {
   };
 
   app.post('/', async (c) => {
-    const input = parseOrThrow(registerWatchBody, await readJsonObject(c));
+    const body = await readJsonBody(c);
+    const input = parseOrThrow(registerWatchBody, body.value);
+    // What JSON.parse would silently change (duplicate keys, 1e999, rounded numbers) is
+    // refused: metadata is echoed in every webhook and must come back as it was sent.
+    const raw = body.value.metadata;
+    const rawProblem = input.metadata === undefined ? undefined : metadataProblem(raw);
+    if (rawProblem) throw Invalid(rawProblem, [{ field: 'metadata', message: rawProblem }]);
+    const lossy = scanJsonText(body.text);
+    if (lossy.length > 0) {
+      const errors = lossy.map((i) => ({ field: String(i.path[0] ?? '(body)'), message: `${i.path.join('.')}: ${i.message}` }));
+      throw Invalid(errors.map((e) => e.message).join('; '), errors);
+    }
     const check = await checkCallbackUrl(input.callback_url, deps.policy, deps.lookupAll);
     if (!check.ok) throw Invalid(check.reason, [{ field: 'callback_url', message: check.reason }]);
     const events = input.events ? [...new Set(input.events)] : DEFAULT_EVENTS;
@@ -30,27 +49,28 @@ export function watchRoutes(deps: AppDeps) {
     const { created, watch } = await watches.register(c.var.tenant.id, {
       task_id: input.task_id,
       callback_url: check.url.href,
-      metadata: input.metadata ?? {},
+      // the parsed body's own object, not zod's copy: zod drops a "__proto__" key
+      metadata: (input.metadata === undefined ? {} : raw) as Record<string, unknown>,
       events,
     });
-    return c.json(watch, created ? 201 : 200);
+    return jsonResponse(c, watch, created ? 201 : 200);
   });
 
   app.get('/', async (c) => {
     const q = parseOrThrow(listWatchesQuery, c.req.query());
-    return c.json(await watches.list(c.var.tenant.id, q));
+    return jsonResponse(c, await watches.list(c.var.tenant.id, q));
   });
 
   app.get('/:id', async (c) => {
     const watch = await watches.get(c.var.tenant.id, watchId(c.req.param('id')));
     if (!watch) throw NotFound('watch', c.req.param('id'));
-    return c.json(watch);
+    return jsonResponse(c, watch);
   });
 
   app.delete('/:id', async (c) => {
     const watch = await watches.cancel(c.var.tenant.id, watchId(c.req.param('id')));
     if (!watch) throw NotFound('watch', c.req.param('id'));
-    return c.json(watch);
+    return jsonResponse(c, watch);
   });
 
   app.get('/:id/deliveries', async (c) => {
@@ -64,7 +84,7 @@ export function watchRoutes(deps: AppDeps) {
     if (result === 'not_found') throw NotFound('watch', c.req.param('id'));
     if (result === 'not_ready') throw Conflict('the watch has no terminal event to redeliver yet (or was cancelled)');
     deps.onEnqueued?.();
-    return c.json(result, 202);
+    return jsonResponse(c, result, 202);
   });
 
   return app;

@@ -14,9 +14,10 @@ const MAX_FORM_BYTES = 8 * 1024;
 /** An error shown as an HTML page (the dashboard's counterpart of the API's ApiError). */
 export class PageError extends Error {
   constructor(
-    readonly status: 400 | 403 | 404 | 413,
+    readonly status: 400 | 403 | 404 | 413 | 429,
     readonly title: string,
     message: string,
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }

@@ -9,7 +9,9 @@ import { html } from 'hono/html';
 import type { JSX } from 'hono/jsx/jsx-runtime';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppDeps } from '../api/app.js';
-import { TASK_ID } from '../api/validation.js';
+import { throttledAuth } from '../api/auth-throttle.js';
+import { ApiError, isClientGone } from '../api/errors.js';
+import { TASK_ID, TASK_ID_MESSAGE } from '../api/validation.js';
 import { hashApiKey } from '../tenancy/keys.js';
 import type { SecretBox } from '../tenancy/secret-box.js';
 import { WATCH_STATUSES } from '../watches/store.js';
@@ -40,10 +42,20 @@ export function dashboardRoutes(deps: DashboardDeps) {
   app.onError((err, c) => {
     const nonce = c.var.nonce ?? randomBytes(16).toString('base64');
     if (err instanceof PageError) {
+      for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
       return render(c, <ErrorPage nonce={nonce} status={err.status} title={err.title} message={err.message} />, err.status);
+    }
+    // the failed-sign-in throttle (src/api/auth-throttle.ts) as the dashboard's error page
+    if (err instanceof ApiError && err.status === 429) {
+      for (const [k, v] of Object.entries(err.headers)) c.header(k, v);
+      return render(c, <ErrorPage nonce={nonce} status={429} title="Too many attempts" message={`${err.detail}. Wait, then sign in again.`} />, 429);
     }
     if (err instanceof HTTPException && err.status < 500) {
       return render(c, <ErrorPage nonce={nonce} status={err.status} title="Request error" message={err.message || 'The request was refused.'} />, err.status);
+    }
+    if (isClientGone(err)) {
+      deps.log.debug({ path: c.req.path, method: c.req.method, reason: err.message }, 'client went away mid-request');
+      return render(c, <ErrorPage nonce={nonce} status={400} title="Request cut short" message="The request did not arrive whole. Try again." />, 400);
     }
     deps.log.error({ err, path: c.req.path }, 'dashboard error');
     return render(c, <ErrorPage nonce={nonce} status={500} title="Internal error" message="Something went wrong on our side; nothing was changed." />, 500);
@@ -81,7 +93,7 @@ export function dashboardRoutes(deps: DashboardDeps) {
   app.post('/sign-in', async (c) => {
     const form = await checkedForm(c, sessions.readSignInToken(c));
     const key = (form.get('api_key') ?? '').trim();
-    const tenant = GATEWAY_KEY.test(key) ? await deps.tenants.byApiKey(key) : undefined;
+    const tenant = await throttledAuth(deps.authThrottle, c, key !== '', () => (GATEWAY_KEY.test(key) ? deps.tenants.byApiKey(key) : undefined));
     if (!tenant) {
       const error = 'That gateway key is not valid (or its tenant is disabled).';
       return render(c, <SignInPage nonce={c.var.nonce} csrf={sessions.signInToken(c)} error={error} />, 401);
@@ -103,7 +115,7 @@ export function dashboardRoutes(deps: DashboardDeps) {
 
   app.post('/sign-out', async (c) => {
     await checkedForm(c, c.var.session.csrf);
-    sessions.end(c);
+    await sessions.end(c, c.var.session);
     sessions.flash(c, 'signed_out');
     return c.redirect(`${BASE}/sign-in`, 303);
   });
@@ -119,7 +131,7 @@ export function dashboardRoutes(deps: DashboardDeps) {
     const taskId = q.task_id?.trim();
     if (taskId) {
       if (TASK_ID.test(taskId)) filter.task_id = taskId;
-      else problems.push('task_id must be 1-256 characters of [A-Za-z0-9._:-]');
+      else problems.push(TASK_ID_MESSAGE);
     }
     if (q.cursor) {
       if (WATCH_ID.test(q.cursor)) filter.cursor = q.cursor;

@@ -2,7 +2,10 @@
 // client-side in one cookie that is sealed (AES-256-GCM, encrypted and authenticated)
 // by the gateway's SecretBox. The gateway key itself is never stored anywhere: the
 // session holds the tenant id, a short fingerprint of the key's hash (so rotating the
-// key or disabling the tenant ends every session at once) and an expiry.
+// key or disabling the tenant ends every session at once), a random session id and an
+// expiry. Sign-out puts the session id on a revocation list in the database
+// (dashboard_session_revocations), checked on every request: every copy of the cookie
+// stops working at once, on every process.
 //
 // Why the SecretBox and not hono's HMAC-signed cookies: its keys come from
 // configuration (TASKHOOK_ENCRYPTION_KEY, or the key generated into the data dir), so
@@ -29,6 +32,8 @@ const SESSION_AAD = 'taskhook:dashboard-session:v1';
 const SIGN_IN_AAD = 'taskhook:dashboard-sign-in:v1';
 
 export interface Session {
+  /** random, per sign-in: what sign-out revokes */
+  id: string;
   tenantId: string;
   tenantName: string;
   csrf: string;
@@ -42,6 +47,8 @@ interface SessionClaims {
   k: string;
   /** CSRF token of this session */
   c: string;
+  /** session id (sessions sealed before issue 12 have none and are no longer accepted: they can't be revoked) */
+  s: string;
   /** expiry, Unix seconds */
   e: number;
 }
@@ -87,7 +94,7 @@ export class Sessions {
 
   /** Starts a session for the tenant whose key was just verified. */
   start(c: Context, tenantId: string, keyHash: string): void {
-    const claims: SessionClaims = { t: tenantId, k: keyHash.slice(0, 16), c: newToken(), e: this.nowS() + SESSION_TTL_S };
+    const claims: SessionClaims = { t: tenantId, k: keyHash.slice(0, 16), c: newToken(), s: newToken(), e: this.nowS() + SESSION_TTL_S };
     setCookie(c, SESSION_COOKIE, this.box.seal(JSON.stringify(claims), SESSION_AAD), cookieOptions(c, SESSION_TTL_S));
     deleteCookie(c, SIGN_IN_COOKIE, { path: COOKIE_PATH });
   }
@@ -99,14 +106,27 @@ export class Sessions {
   async read(c: Context): Promise<Session | undefined> {
     const claims = this.unseal<SessionClaims>(getCookie(c, SESSION_COOKIE), SESSION_AAD);
     if (!claims || typeof claims.t !== 'string' || typeof claims.k !== 'string' || typeof claims.c !== 'string') return undefined;
+    if (typeof claims.s !== 'string' || claims.s === '') return undefined;
     if (typeof claims.e !== 'number' || claims.e <= this.nowS()) return undefined;
-    const [row] = await this.sql<{ name: string; api_key_hash: string }[]>`
-      select name, api_key_hash from tenants where id = ${claims.t} and disabled_at is null`;
-    if (!row || !constantTimeEqual(row.api_key_hash.slice(0, 16), claims.k)) return undefined;
-    return { tenantId: claims.t, tenantName: row.name, csrf: claims.c, expiresAt: claims.e };
+    const [row] = await this.sql<{ name: string; api_key_hash: string; revoked: boolean }[]>`
+      select name, api_key_hash,
+             exists (select 1 from dashboard_session_revocations where session_id = ${claims.s}) as revoked
+        from tenants where id = ${claims.t} and disabled_at is null`;
+    if (!row || row.revoked || !constantTimeEqual(row.api_key_hash.slice(0, 16), claims.k)) return undefined;
+    return { id: claims.s, tenantId: claims.t, tenantName: row.name, csrf: claims.c, expiresAt: claims.e };
   }
 
-  end(c: Context): void {
+  /**
+   * Sign-out: the session is revoked in the database first (every copy of the cookie, on
+   * every process), then the browser's cookie is cleared. Revocations of sessions that
+   * have expired anyway are swept in the same statement.
+   */
+  async end(c: Context, session: Session): Promise<void> {
+    await this.sql`
+      with swept as (delete from dashboard_session_revocations where expires_at < now())
+      insert into dashboard_session_revocations (session_id, expires_at)
+      values (${session.id}, to_timestamp(${session.expiresAt}))
+      on conflict (session_id) do nothing`;
     deleteCookie(c, SESSION_COOKIE, { path: COOKIE_PATH, secure: isHttps(c) });
   }
 

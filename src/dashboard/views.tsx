@@ -3,6 +3,8 @@
 // CSP nonce, and there is no script at all.
 import type { Child, FC, PropsWithChildren } from 'hono/jsx';
 import type { WatchStore, WatchView } from '../watches/store.js';
+import { RawJson, stringifyWithRaw } from '../api/raw-json.js';
+import { formatJsonText } from './json-format.js';
 import { WATCH_STATUSES } from '../watches/store.js';
 import type { StatusCounts } from './counts.js';
 import { CSS } from './styles.js';
@@ -40,6 +42,23 @@ const OUTCOME_CLASS: Record<string, string> = { 'task.completed': 'o-ok', 'task.
  * that ended in task.failed or watch.failed is never a plain green "delivered": the
  * status badge goes grey and the outcome is red), and "polls failing" while they do.
  */
+/** upstream's answer as it was sent, re-indented without parsing (json-format.ts) */
+const Snapshot: FC<{ task: unknown; taskId: string }> = ({ task, taskId }) => {
+  const f = formatJsonText(task instanceof RawJson ? task.text : stringifyWithRaw(task));
+  return (
+    <>
+      <pre class="snapshot" data-testid="snapshot">
+        {f.text}
+      </pre>
+      {f.truncated ? (
+        <p class="muted small" data-testid="snapshot-truncated">
+          Shortened for display; the whole answer is at GET /v1/tasks/{taskId}.
+        </p>
+      ) : null}
+    </>
+  );
+};
+
 const WatchState: FC<{ w: WatchView }> = ({ w }) => {
   const badly = w.outcome !== null && w.outcome !== 'task.completed';
   return (
@@ -373,9 +392,7 @@ export const WatchPage: FC<{ nonce: string; session: Signed; watch: WatchView; a
           {w.task === null ? (
             <p class="muted">Not polled yet.</p>
           ) : (
-            <pre class="snapshot" data-testid="snapshot">
-              {JSON.stringify(w.task, null, 2)}
-            </pre>
+            <Snapshot task={w.task} taskId={w.task_id} />
           )}
         </div>
       </div>

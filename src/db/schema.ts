@@ -239,3 +239,20 @@ export const taskSubmissions = pgTable(
     index('task_submissions_watch_idx').on(t.watchId).where(sql`watch_id is not null`),
   ],
 );
+
+/**
+ * Dashboard sessions ended by sign-out (issue 12): the session cookie is sealed and
+ * self-contained, so without this list a copy of it kept working for its 12 h lifetime.
+ * Checked on every dashboard request; a row is useless once the session it names has
+ * expired and is deleted then (at the next sign-out).
+ */
+export const dashboardSessionRevocations = pgTable(
+  'dashboard_session_revocations',
+  {
+    /** the session's random id (in its sealed cookie) */
+    sessionId: text('session_id').primaryKey(),
+    /** when the session would have expired anyway */
+    expiresAt: ts('expires_at').notNull(),
+  },
+  (t) => [index('dashboard_session_revocations_expires_idx').on(t.expiresAt)],
+);

@@ -1,7 +1,7 @@
-// Callback address policy (SSRF protection).
+// Outbound address policy (SSRF protection), for callbacks and tenants' upstreams.
 //
-// Owns the decision "may taskhook send a webhook to this address?": parsing
-// TASKHOOK_ALLOW_PRIVATE_CALLBACKS, classifying IP addresses into public vs.
+// Owns the decision "may taskhook send a webhook (or a tenant's poll) to this
+// address?": parsing TASKHOOK_ALLOW_PRIVATE_CALLBACKS / _UPSTREAMS, classifying IP addresses into public vs.
 // named non-public ranges, and the registration-time check of a callback URL
 // (CONTRACT §4: refused at registration with 422 and again at connect time —
 // the connect-time half lives in pinned-agent.ts and uses this same policy).
@@ -201,8 +201,12 @@ export class AddressPolicy {
     const cls = classifyParsed(addr);
     if (cls === 'public') return true;
     if (matchesAny(addr, this.#allow.cidrs)) return true;
+    // Cloud metadata is allowed only by listing the address (CIDR) itself: an allowed
+    // *name* that resolves there (a stale record, or a name the tenant controls) is not
+    // a reason to hand out instance credentials.
+    if (cls === 'cloud-metadata') return false;
     if (hostname !== undefined && this.#hostnames.has(normaliseHostname(hostname))) return true;
-    return this.#allow.all && cls !== 'cloud-metadata';
+    return this.#allow.all;
   }
 }
 
@@ -229,60 +233,72 @@ export function unbracketHost(hostname: string): string {
   return hostname.startsWith('[') && hostname.endsWith(']') ? hostname.slice(1, -1) : hostname;
 }
 
+export type UrlCheck = { ok: true; url: URL } | { ok: false; reason: string };
+
 /**
  * Registration-time check of a callback URL. Resolves the host and refuses
  * if ANY address is not allowed: the connect-time check only dials allowed
  * addresses, so a mixed answer would otherwise register fine and then fail
  * (or worse, succeed only sometimes) at delivery.
  */
-export async function checkCallbackUrl(
-  raw: string,
-  policy: AddressPolicy,
-  lookupAll: LookupAll = systemLookupAll,
-): Promise<{ ok: true; url: URL } | { ok: false; reason: string }> {
+export function checkCallbackUrl(raw: string, policy: AddressPolicy, lookupAll: LookupAll = systemLookupAll): Promise<UrlCheck> {
+  return checkOutboundUrl(raw, policy, lookupAll, 'callback_url');
+}
+
+/**
+ * The check of an outbound URL a stranger chose (a callback URL, a tenant's upstream
+ * base URL), named by `field` in its reasons: http(s), no credentials, a real port, and
+ * every address the host resolves to allowed by `policy`.
+ */
+export async function checkOutboundUrl(raw: string, policy: AddressPolicy, lookupAll: LookupAll, field: string): Promise<UrlCheck> {
   if (raw.length > MAX_CALLBACK_URL_LENGTH) {
-    return { ok: false, reason: `callback_url must be at most ${MAX_CALLBACK_URL_LENGTH} characters.` };
+    return { ok: false, reason: `${field} must be at most ${MAX_CALLBACK_URL_LENGTH} characters.` };
   }
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    return { ok: false, reason: 'callback_url is not a valid absolute URL.' };
+    return { ok: false, reason: `${field} is not a valid absolute URL.` };
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    return { ok: false, reason: 'callback_url must use http or https.' };
+    return { ok: false, reason: `${field} must use http or https.` };
   }
   if (url.username !== '' || url.password !== '') {
-    return { ok: false, reason: 'callback_url must not contain a username or password.' };
+    return { ok: false, reason: `${field} must not contain a username or password.` };
   }
   if (url.hostname === '') {
-    return { ok: false, reason: 'callback_url must have a host.' };
+    return { ok: false, reason: `${field} must have a host.` };
+  }
+  // Port 0 can't be connected to; some stacks read it as "any port". (WHATWG URL keeps
+  // ":0" and drops ":00" spellings to "0" too.)
+  if (url.port === '0') {
+    return { ok: false, reason: `${field} must not use port 0.` };
   }
 
   // WHATWG URL has already canonicalised IPv4 shorthands (2130706433,
   // 0x7f000001, 0177.0.0.1, 127.1 → 127.0.0.1) and IPv6 spellings.
   const host = unbracketHost(url.hostname);
   if (isIP(host) !== 0) {
-    return policy.isAllowedIp(host) ? { ok: true, url } : refuse(host);
+    return policy.isAllowedIp(host) ? { ok: true, url } : refuse(field, host);
   }
 
   let answers: Array<{ address: string; family: 4 | 6 }>;
   try {
     answers = await withTimeout(lookupAll(host), REGISTRATION_LOOKUP_TIMEOUT_MS);
   } catch {
-    return { ok: false, reason: 'callback_url host does not resolve.' };
+    return { ok: false, reason: `${field} host does not resolve.` };
   }
-  if (answers.length === 0) return { ok: false, reason: 'callback_url host does not resolve.' };
+  if (answers.length === 0) return { ok: false, reason: `${field} host does not resolve.` };
   for (const { address } of answers) {
-    if (!policy.isAllowedIp(address, host)) return refuse(address);
+    if (!policy.isAllowedIp(address, host)) return refuse(field, address);
   }
   return { ok: true, url };
 }
 
-function refuse(address: string): { ok: false; reason: string } {
+function refuse(field: string, address: string): { ok: false; reason: string } {
   return {
     ok: false,
-    reason: `callback_url resolves to ${describeAddressClass(classifyIp(address))} (${address}), which is not allowed.`,
+    reason: `${field} resolves to ${describeAddressClass(classifyIp(address))} (${address}), which is not allowed.`,
   };
 }
 

@@ -15,18 +15,50 @@
 import { isIP } from 'node:net';
 import { ProxyAgent, type Dispatcher } from 'undici';
 import { systemLookupAll, unbracketHost, type AddressPolicy, type LookupAll } from './address-policy.js';
-import { CallbackAddressForbiddenError, createCallbackAgent } from './pinned-agent.js';
+import { CallbackAddressForbiddenError, createCallbackAgent, type OutboundKind } from './pinned-agent.js';
 
 /** Resolves `hostname` (or takes the IP literal) and throws unless every address is allowed. */
-export async function vetCallbackHost(policy: AddressPolicy, lookupAll: LookupAll, hostname: string, timeoutMs = 10_000): Promise<void> {
+export async function vetCallbackHost(
+  policy: AddressPolicy,
+  lookupAll: LookupAll,
+  hostname: string,
+  timeoutMs = 10_000,
+  kind: OutboundKind = 'callback',
+): Promise<void> {
   const host = unbracketHost(hostname);
   if (isIP(host) !== 0) {
-    if (!policy.isAllowedIp(host)) throw new CallbackAddressForbiddenError(host, [host]);
+    if (!policy.isAllowedIp(host)) throw new CallbackAddressForbiddenError(host, [host], kind);
     return;
   }
   const answers = await withTimeout(lookupAll(host), timeoutMs, `resolving ${host} timed out`);
   const refused = answers.filter((a) => !policy.isAllowedIp(a.address, host)).map((a) => a.address);
-  if (answers.length === 0 || refused.length > 0) throw new CallbackAddressForbiddenError(host, refused);
+  if (answers.length === 0 || refused.length > 0) throw new CallbackAddressForbiddenError(host, refused, kind);
+}
+
+/**
+ * Wraps a dispatcher whose connections we don't dial ourselves (a forward proxy
+ * does): every request's host is vetted first, unless `skip` says the origin is trusted.
+ */
+export function vettingDispatcher(
+  inner: Dispatcher,
+  o: { policy: AddressPolicy; lookupAll: LookupAll; timeoutMs: number; kind: OutboundKind; skip?: (origin: URL) => boolean },
+): Dispatcher {
+  return inner.compose((dispatch) => (dispatchOpts, handler) => {
+    let origin: URL;
+    try {
+      origin = new URL(String(dispatchOpts.origin));
+    } catch (err) {
+      handler.onResponseError?.(null as never, err as Error);
+      return true;
+    }
+    if (o.skip?.(origin)) return dispatch(dispatchOpts, handler);
+    vetCallbackHost(o.policy, o.lookupAll, origin.hostname, o.timeoutMs, o.kind).then(
+      () => dispatch(dispatchOpts, handler),
+      // Resolver errors (ENOTFOUND, EAI_AGAIN…) pass through as they are: retryable, unlike a refusal.
+      (err: unknown) => handler.onResponseError?.(null as never, err instanceof Error ? err : new Error(String(err))),
+    );
+    return true;
+  });
 }
 
 export interface CallbackDispatcherOptions {
@@ -47,22 +79,7 @@ export function createCallbackDispatcher(opts: CallbackDispatcherOptions): Dispa
     proxyTunnel: true,
     proxyTls: { timeout: opts.connectTimeoutMs },
   });
-  return proxy.compose((dispatch) => (dispatchOpts, handler) => {
-    const origin = dispatchOpts.origin;
-    let hostname: string;
-    try {
-      hostname = new URL(String(origin)).hostname;
-    } catch (err) {
-      handler.onResponseError?.(null as never, err as Error);
-      return true;
-    }
-    vetCallbackHost(opts.policy, lookupAll, hostname, opts.connectTimeoutMs).then(
-      () => dispatch(dispatchOpts, handler),
-      // Resolver errors (ENOTFOUND, EAI_AGAIN…) pass through as they are: retryable, unlike a refusal.
-      (err: unknown) => handler.onResponseError?.(null as never, err instanceof Error ? err : new Error(String(err))),
-    );
-    return true;
-  });
+  return vettingDispatcher(proxy, { policy: opts.policy, lookupAll, timeoutMs: opts.connectTimeoutMs, kind: 'callback' });
 }
 
 // getaddrinfo can't be cancelled; we stop waiting, as a connect timeout would.

@@ -1,5 +1,6 @@
-// Connect-time half of the callback address policy: an undici dispatcher for
-// webhook delivery whose sockets can only ever reach vetted addresses.
+// Connect-time half of the outbound address policy: an undici dispatcher for
+// webhook delivery (and, with `kind: 'upstream'`, for tenants' upstream polls —
+// src/upstream/client.ts) whose sockets can only ever reach vetted addresses.
 //
 // Owns: the pinned DNS lookup handed to net/tls.connect, the IP-literal check
 // wrapped around undici's connector, and the ERR_CALLBACK_ADDRESS_FORBIDDEN
@@ -25,20 +26,25 @@ import type { AddressPolicy, LookupAll } from './address-policy.js';
 import { classifyIp, systemLookupAll, unbracketHost } from './address-policy.js';
 
 export const ERR_CALLBACK_ADDRESS_FORBIDDEN = 'ERR_CALLBACK_ADDRESS_FORBIDDEN';
+export const ERR_UPSTREAM_ADDRESS_FORBIDDEN = 'ERR_UPSTREAM_ADDRESS_FORBIDDEN';
+
+/** Who is dialling: named in the error, so a delivery log and a poll error say which policy refused. */
+export type OutboundKind = 'callback' | 'upstream';
 
 export class CallbackAddressForbiddenError extends Error {
-  readonly code = ERR_CALLBACK_ADDRESS_FORBIDDEN;
+  readonly code: string;
   /** the refused addresses, for delivery logs */
   readonly addresses: string[];
 
-  constructor(hostname: string, addresses: string[]) {
+  constructor(hostname: string, addresses: string[], kind: OutboundKind = 'callback') {
     const detail = addresses.map((a) => `${a} (${classifyIp(a)})`).join(', ');
     super(
       addresses.length === 0
-        ? `callback host ${hostname} resolved to no addresses that may be connected to`
-        : `callback host ${hostname} resolves only to forbidden addresses: ${detail}`,
+        ? `${kind} host ${hostname} resolved to no addresses that may be connected to`
+        : `${kind} host ${hostname} resolves only to forbidden addresses: ${detail}`,
     );
     this.name = 'CallbackAddressForbiddenError';
+    this.code = kind === 'callback' ? ERR_CALLBACK_ADDRESS_FORBIDDEN : ERR_UPSTREAM_ADDRESS_FORBIDDEN;
     this.addresses = addresses;
   }
 }
@@ -55,7 +61,7 @@ type LookupCallback = (
  * `options.all === true` when autoSelectFamily (happy eyeballs, default on in
  * Node 20) is active and expects an array; otherwise one address + family.
  */
-export function createPinnedLookup(policy: AddressPolicy, lookupAll: LookupAll = systemLookupAll) {
+export function createPinnedLookup(policy: AddressPolicy, lookupAll: LookupAll = systemLookupAll, kind: OutboundKind = 'callback') {
   return function pinnedLookup(hostname: string, options: LookupOptions, callback: LookupCallback): void {
     const wantFamily = familyOf(options.family);
     lookupAll(hostname).then(
@@ -72,7 +78,7 @@ export function createPinnedLookup(policy: AddressPolicy, lookupAll: LookupAll =
         }
         const first = allowed[0];
         if (first === undefined) {
-          callback(new CallbackAddressForbiddenError(hostname, refused), options.all === true ? [] : '');
+          callback(new CallbackAddressForbiddenError(hostname, refused, kind), options.all === true ? [] : '');
           return;
         }
         if (options.all === true) callback(null, allowed);
@@ -94,29 +100,49 @@ function familyOf(f: LookupOptions['family']): 0 | 4 | 6 {
   return 0;
 }
 
+/** What undici hands a connector: enough to tell which origin is being dialled. */
+export interface ConnectTarget {
+  protocol: string;
+  hostname: string;
+  port: string;
+}
+
 export interface CallbackAgentOptions {
   policy: AddressPolicy;
   lookupAll?: LookupAll;
   connectTimeoutMs: number;
   connections?: number;
   keepAliveTimeoutMs?: number;
+  /** names the policy in errors; default 'callback' */
+  kind?: OutboundKind;
+  /**
+   * Origins the operator configured themselves (the deployment's UPSTREAM_BASE_URL):
+   * dialled with the system resolver, no policy. Tenants' targets never are.
+   */
+  trusted?: (target: ConnectTarget) => boolean;
 }
 
-/** The undici dispatcher every webhook delivery must go through. */
+/** The undici dispatcher every webhook delivery (and every tenant-chosen upstream poll) must go through. */
 export function createCallbackAgent(opts: CallbackAgentOptions): Agent {
   const { policy } = opts;
+  const kind = opts.kind ?? 'callback';
   const connector = buildConnector({
     timeout: opts.connectTimeoutMs,
-    lookup: createPinnedLookup(policy, opts.lookupAll ?? systemLookupAll),
+    lookup: createPinnedLookup(policy, opts.lookupAll ?? systemLookupAll, kind),
   });
+  const plain = opts.trusted ? buildConnector({ timeout: opts.connectTimeoutMs }) : connector;
 
   // Node skips `lookup` entirely when the host is an IP literal, so the
   // pinned lookup never sees http://127.0.0.1/ — check literals here.
   // (undici already strips the [] from IPv6 hostnames; unbracket anyway.)
   const guarded: buildConnector.connector = (options, callback) => {
+    if (opts.trusted?.({ protocol: options.protocol, hostname: options.hostname, port: String(options.port ?? '') })) {
+      plain(options, callback);
+      return;
+    }
     const host = unbracketHost(options.hostname);
     if (isIP(host) !== 0 && !policy.isAllowedIp(host)) {
-      const err = new CallbackAddressForbiddenError(host, [host]);
+      const err = new CallbackAddressForbiddenError(host, [host], kind);
       // undici expects the callback asynchronously, like a real connect.
       process.nextTick(() => callback(err, null));
       return;

@@ -72,8 +72,8 @@ function overrideResponse(o: Override): Response {
   const body =
     o.body === undefined || NULL_BODY_STATUSES.has(o.status)
       ? null
-      : typeof o.body === 'string'
-        ? o.body
+      : typeof o.body === 'string' || o.body instanceof Uint8Array
+        ? (o.body as string | Uint8Array<ArrayBuffer>)
         : JSON.stringify(o.body);
   return new Response(body, { status: o.status, headers });
 }

@@ -51,7 +51,7 @@ export interface TaskView {
 /** A canned HTTP answer that replaces the real one for GET polls. */
 export interface Override {
   status: number;
-  /** a string is sent verbatim (e.g. malformed JSON); an object as JSON */
+  /** a string or bytes (a Buffer) are sent verbatim (e.g. malformed JSON, invalid UTF-8); an object as JSON */
   body?: string | object;
   headers?: Record<string, string>;
   /** never answer: the request stays open until the client gives up or the server closes */

@@ -1,7 +1,18 @@
 // Speaks the upstream Tasks API (CONTRACT §1): one GET per poll over a keep-alive
 // undici pool, every answer classified so the poller never sees a raw exception.
+//
+// With `addresses` (the gateway always passes them) every connection this client makes
+// goes through the upstream address policy (./address-guard.ts): direct connections via
+// the pinned agent of src/net/pinned-agent.ts, proxied ones vetted before dispatch. Any
+// request sent through `this.agent` — polls, and whatever else is added here — is covered.
 import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
+import { systemLookupAll } from '../net/address-policy.js';
+import { vettingDispatcher } from '../net/callback-proxy.js';
+import { createCallbackAgent } from '../net/pinned-agent.js';
+import { isDotSegment, trustedOrigins, type UpstreamAddressRules } from './address-guard.js';
 import { parseRetryAfter } from './schedule.js';
+
+export { checkUpstreamBaseUrl, type UpstreamAddressRules } from './address-guard.js';
 
 export const TERMINAL_STATUSES = new Set(['completed', 'failed', 'cancelled']);
 const KNOWN_STATUSES = new Set(['pending', 'processing', ...TERMINAL_STATUSES]);
@@ -74,10 +85,13 @@ export interface UpstreamClientOptions {
   now?: () => number;
   /** from config (HTTPS_PROXY / HTTP_PROXY / NO_PROXY); none set → direct connections */
   proxy?: UpstreamProxy;
+  /** the upstream address policy; unset → no policy (the doctor, which only dials UPSTREAM_BASE_URL) */
+  addresses?: UpstreamAddressRules;
 }
 
 export class UpstreamClient {
-  private readonly agent: Dispatcher;
+  /** the one dispatcher every request of this client goes through (address policy included) */
+  readonly agent: Dispatcher;
   private readonly timeoutMs: number;
   private readonly now: () => number;
 
@@ -90,8 +104,22 @@ export class UpstreamClient {
       connect: { timeout: this.timeoutMs },
     };
     const p = opts.proxy;
-    this.agent =
-      p?.httpProxy || p?.httpsProxy
+    const rules = opts.addresses;
+    const proxied = Boolean(p?.httpProxy || p?.httpsProxy);
+    if (rules && !proxied) {
+      this.agent = createCallbackAgent({
+        kind: 'upstream',
+        policy: rules.policy,
+        lookupAll: rules.lookupAll,
+        trusted: trustedOrigins(rules),
+        connectTimeoutMs: this.timeoutMs,
+        connections: pool.connections,
+        keepAliveTimeoutMs: pool.keepAliveTimeout,
+      });
+      return;
+    }
+    const base: Dispatcher =
+      p && proxied
         ? new EnvHttpProxyAgent({
             ...pool,
             // Explicit '' rather than undefined: EnvHttpProxyAgent would otherwise fall
@@ -103,9 +131,22 @@ export class UpstreamClient {
             proxyTls: { timeout: this.timeoutMs },
           })
         : new Agent(pool);
+    // Through a proxy we don't dial, so the host is vetted before each request (the proxy
+    // resolves again after us; the README's Security section says so).
+    this.agent = rules
+      ? vettingDispatcher(base, {
+          policy: rules.policy,
+          lookupAll: rules.lookupAll ?? systemLookupAll,
+          timeoutMs: this.timeoutMs,
+          kind: 'upstream',
+          skip: trustedOrigins(rules),
+        })
+      : base;
   }
 
   async fetchTask(baseUrl: string, apiKey: string | undefined, taskId: string): Promise<PollResult> {
+    // Refused at registration too (422); a row written before that rule must not rewrite the path.
+    if (isDotSegment(taskId)) return { kind: 'error', message: `task_id ${JSON.stringify(taskId)} is a path segment, not a task id` };
     const url = `${baseUrl}/api/v2/tasks/${encodeURIComponent(taskId)}`;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (apiKey) headers.authorization = `Bearer ${apiKey}`;

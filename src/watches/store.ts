@@ -6,6 +6,7 @@ import type { Sql } from '../db/client.js';
 import { newId } from '../tenancy/keys.js';
 import { BASE_MIN_MS, FIRST_POLL_DELAY_MS } from '../upstream/schedule.js';
 import { BatchWriter } from '../engine/batch.js';
+import { RawJson } from '../api/raw-json.js';
 
 export const EVENT_TYPES = ['task.completed', 'task.failed', 'task.cancelled', 'task.processing', 'watch.failed'] as const;
 /** The events that end a watch: its `outcome`, and what it is sent by default. */
@@ -56,6 +57,7 @@ export interface WatchView {
   metadata: Record<string, unknown>;
   events: string[];
   status: string;
+  /** upstream's last answer: a RawJson here (its exact text), that JSON on the wire */
   task: unknown;
   polls: number;
   next_poll_at: string | null;
@@ -82,7 +84,8 @@ function view(r: WatchRow): WatchView {
     metadata: r.metadata,
     events: r.events,
     status: r.status,
-    task: r.snapshot === null ? null : JSON.parse(r.snapshot),
+    // upstream's answer as stored, spliced into responses (src/api/raw-json.ts), never re-parsed
+    task: r.snapshot === null ? null : new RawJson(r.snapshot),
     polls: r.polls ?? 0,
     next_poll_at: r.status === 'watching' && r.next_poll_at ? r.next_poll_at.toISOString() : null,
     created_at: r.created_at.toISOString(),

@@ -20,6 +20,10 @@ export function testEnv(databaseUrl: string, upstreamUrl: string, extra: Record<
     TASKHOOK_RETRY_SCHEDULE: '100ms,200ms,300ms',
     TASKHOOK_DELIVERY_TIMEOUT_S: '2',
     TASKHOOK_NOT_FOUND_GRACE_S: '1',
+    // Every test talks from 127.0.0.1, and many send wrong credentials on purpose: the
+    // failed-auth throttle would turn them into 429s. test/auth-throttle.security.test.ts
+    // runs with the default (10/1m).
+    TASKHOOK_AUTH_THROTTLE: 'off',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...extra,
   };

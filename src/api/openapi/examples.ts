@@ -3,7 +3,7 @@
 // response schemas, so an example that stops fitting fails to compile; the test also
 // validates every example against its schema in the served document.
 import type { z } from 'zod';
-import type { registerWatchBody, submitTaskBody } from '../validation.js';
+import { TASK_ID_MESSAGE, type registerWatchBody, type submitTaskBody } from '../validation.js';
 import { MAX_SUBMIT_REQUEST_BYTES } from '../validation.js';
 import { IdempotencyKeyRequired } from '../tasks.js';
 import { ApiError as Err } from '../errors.js';
@@ -197,7 +197,7 @@ export const problems = {
   TooLarge: body(TooLarge(`the body must be at most ${MAX_BODY_BYTES} bytes`)),
   UnsupportedMediaType: body(UnsupportedMediaType()),
   Invalid: body(
-    Invalid('task_id must be 1-256 characters of [A-Za-z0-9._:-]', [{ field: 'task_id', message: 'task_id must be 1-256 characters of [A-Za-z0-9._:-]' }]),
+    Invalid(TASK_ID_MESSAGE, [{ field: 'task_id', message: TASK_ID_MESSAGE }]),
   ),
   RateLimited: body(TooManyRequests('this tenant may make 50 API requests per second', 1000)),
 };

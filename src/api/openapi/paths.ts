@@ -27,14 +27,14 @@ type Described = Omit<Operation, 'tags' | 'security'>;
 
 /** Problem responses, registered once under components/responses. */
 export const ERRORS = {
-  MalformedRequest: [400, 'The body is not JSON, or not a JSON object.'],
+  MalformedRequest: [400, 'The body is not JSON, not a JSON object or not valid UTF-8 (or the client closed the connection mid-request).'],
   Unauthorized: [401, 'Missing or wrong bearer token.'],
   NotFound: [404, "No such resource (another tenant's resources are not found either: existence is not leaked)."],
   Conflict: [409, 'The resource is not in a state that allows this.'],
   TooLarge: [413, 'The body is larger than 64 KiB.'],
   UnsupportedMediaType: [415, 'The body is not application/json.'],
-  Invalid: [422, 'A field is invalid (one entry per field in `errors`), or the callback address is forbidden.'],
-  RateLimited: [429, 'Over a tenant limit; `Retry-After` says when to try again, if it applies.'],
+  Invalid: [422, 'A field is invalid (one entry per field in `errors`), or the callback / upstream address is forbidden.'],
+  RateLimited: [429, 'Over a tenant limit, or too many failed authentications from this client address (TASKHOOK_AUTH_THROTTLE); `Retry-After` says when to try again, if it applies.'],
 } as const satisfies Record<keyof typeof ex.problems, readonly [number, string]>;
 export type ErrorName = keyof typeof ERRORS;
 
@@ -239,7 +239,8 @@ export function tenantPaths(r: Registry) {
     path: '/v1/tenant',
     operationId: 'updateTenant',
     summary: 'Change the upstream connection',
-    description: 'Sets the upstream API key and/or base URL (`null` goes back to the deployment default).',
+    description:
+      'Sets the upstream API key and/or base URL (`null` goes back to the deployment default). A base URL whose host resolves to a non-public address is refused (422) unless TASKHOOK_ALLOW_PRIVATE_UPSTREAMS allows it; nothing is changed then.',
     request: body(named(r, 'UpdateTenant', patchTenantBody), ex.patchTenantExample),
     responses: { 200: json('The settings after the change.', Settings, ex.tenantSettings), ...errors('NotFound', ...bodyErrors, ...tenantErrors) },
   });
@@ -262,14 +263,14 @@ export function adminPaths(r: Registry) {
     operationId: 'createTenant',
     summary: 'Create a tenant',
     request: body(named(r, 'CreateTenant', createTenantBody), ex.createTenantExample),
-    responses: { 201: json('Created; api_key and signing_secret are shown this once.', createdTenantSchema, ex.createdTenant), ...errors(...bodyErrors, 'Unauthorized', 'NotFound') },
+    responses: { 201: json('Created; api_key and signing_secret are shown this once.', createdTenantSchema, ex.createdTenant), ...errors(...bodyErrors, 'Unauthorized', 'NotFound', 'RateLimited') },
   });
   op({
     method: 'get',
     path: '/v1/admin/tenants',
     operationId: 'listTenants',
     summary: 'List tenants',
-    responses: { 200: json('Every tenant.', tenantListSchema, { data: [ex.tenantSummary] }), ...errors('Unauthorized', 'NotFound') },
+    responses: { 200: json('Every tenant.', tenantListSchema, { data: [ex.tenantSummary] }), ...errors('Unauthorized', 'NotFound', 'RateLimited') },
   });
   op({
     method: 'post',
@@ -278,6 +279,6 @@ export function adminPaths(r: Registry) {
     summary: 'Disable a tenant',
     description: 'Its key stops working and its tasks stop being polled. Idempotent.',
     request: { params: tenantParams },
-    responses: { 200: json('The tenant.', Summary, ex.disabledTenant), ...errors('Unauthorized', 'NotFound') },
+    responses: { 200: json('The tenant.', Summary, ex.disabledTenant), ...errors('Unauthorized', 'NotFound', 'RateLimited') },
   });
 }
