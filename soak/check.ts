@@ -110,6 +110,8 @@ export function validSecrets(rs: Array<{ secret: number; sentAt: number; doneAt:
 const count = (m: Record<string, number>, k: string, n = 1) => (m[k] = (m[k] ?? 0) + n);
 
 const within = (t: number, fs: Fault[], before: number, after: number) => fs.some((f) => !f.skipped && t >= f.start - before && t <= f.end + after);
+/** how long before a crash-kind fault an acknowledgement may still lose its record */
+export const unrecordedAckWindow = (cfg?: CheckConfig) => cfg?.unrecordedAckMs ?? UNRECORDED_ACK_MS;
 /** an acknowledgement at `t` may have gone unrecorded because of a crash-kind fault */
 export const inCrashWindow = (h: History, t: number, beforeMs = UNRECORDED_ACK_MS) => within(t, h.faults.filter((f) => f.crash), beforeMs, 1_000);
 /** a poll at `t` may be another process's takeover of work a faulted one held */
@@ -302,7 +304,7 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
   }
 
   // --- per webhook-id: one body, duplicates only from crash windows (or our own redelivery) ----------
-  const unrecordedAckMs = cfg.unrecordedAckMs ?? UNRECORDED_ACK_MS;
+  const unrecordedAckMs = unrecordedAckWindow(cfg);
   const dups = { inCrashWindows: 0, afterTimeout: 0, redelivered: 0, outsideCrashWindows: 0 };
   // the attempts the gateway itself recorded as failed without an answer (timed out, connection lost),
   // by the second they were signed in: a request carries its attempt's webhook-timestamp
