@@ -1,0 +1,200 @@
+// The deliverer's isolation rules, pure: caps, who may start, which rows a claim takes,
+// fair hand-over of a host's slots; and what an answer means for its URL and host.
+import { describe, expect, it } from 'vitest';
+import { admitClaim, capsFor, claimCapsFor, FairSlots, Ledger, mayStart, type Lane } from '../src/delivery/admission.js';
+import { EndpointHealth, hostIsDown, judgeAttempt, RETRY_AFTER_MAX_MS } from '../src/delivery/health.js';
+import type { SendResult } from '../src/delivery/send.js';
+
+const H = 'https://hooks.example.com:443';
+const lane = (tenant: string, path: string, host = H): Lane => ({ host, url: `${host}/${path}`, tenant });
+
+describe('capsFor', () => {
+  it.each([
+    [32, {}, { perHost: 32, perUrl: 8, perTenantHost: 16 }],
+    [4, {}, { perHost: 4, perUrl: 1, perTenantHost: 2 }],
+    [1, {}, { perHost: 1, perUrl: 1, perTenantHost: 1 }],
+    [32, { perUrl: 64 }, { perHost: 32, perUrl: 32, perTenantHost: 32 }],
+    [32, { perUrl: 4, perTenantHost: 2 }, { perHost: 32, perUrl: 4, perTenantHost: 4 }],
+  ])('perHost %i %j → %j', (perHost, o, want) => {
+    expect(capsFor(perHost, o)).toEqual(want);
+  });
+  it.each([0, -1, 1.5, Number.NaN])('refuses perHost %s', (n) => {
+    expect(() => capsFor(n)).toThrow(/perHost must be a positive integer/);
+  });
+});
+
+describe('mayStart', () => {
+  const caps = capsFor(32);
+  it.each([
+    [{ host: 0, url: 0, tenantHost: 0 }, true],
+    [{ host: 31, url: 7, tenantHost: 15 }, true],
+    [{ host: 32, url: 0, tenantHost: 0 }, false], // the host's ceiling
+    [{ host: 10, url: 8, tenantHost: 8 }, false], // the URL's quarter
+    [{ host: 20, url: 2, tenantHost: 16 }, false], // the tenant's half of the host
+  ])('%j → %s', (inFlight, want) => {
+    expect(mayStart(inFlight, caps)).toBe(want);
+  });
+});
+
+describe('admitClaim (the claim statement’s rule)', () => {
+  const caps = claimCapsFor(capsFor(8), 100); // claim-ahead: host 16, URL 4, tenant-on-host 8
+  const rows = (specs: Array<[string, string, string?]>) => specs.map(([t, p, h], i) => ({ ...lane(t, p, h), i }));
+  it('a URL gets its quarter; the rest of the host goes to other URLs and tenants', () => {
+    const cands = rows([...Array(20).fill(['a', 'hang']), ['b', 'ok'], ['b', 'ok']]);
+    const got = admitClaim(cands, new Ledger(), caps);
+    expect(got.filter((r) => r.url.endsWith('/hang'))).toHaveLength(4);
+    expect(got.filter((r) => r.url.endsWith('/ok'))).toHaveLength(2);
+  });
+  it('a tenant gets half of a host, however many URLs it spreads over', () => {
+    const cands = rows(Array.from({ length: 40 }, (_, i) => ['a', `u${i % 10}`] as [string, string]));
+    expect(admitClaim(cands, new Ledger(), caps)).toHaveLength(8);
+  });
+  it('counts what is held already', () => {
+    const held = new Ledger();
+    for (let i = 0; i < 3; i++) held.add(lane('a', 'x'));
+    const got = admitClaim(rows([['a', 'x'], ['a', 'x'], ['a', 'y']]), held, caps);
+    expect(got.map((r) => r.i)).toEqual([0, 2]);
+  });
+  it('other hosts are independent', () => {
+    const cands = rows([...Array(10).fill(['a', 'x', 'https://one:443']), ...Array(10).fill(['a', 'x', 'https://two:443'])]);
+    expect(admitClaim(cands, new Ledger(), caps)).toHaveLength(8);
+  });
+  it('the per-tenant cap spans hosts', () => {
+    const few = claimCapsFor(capsFor(8), 3);
+    const cands = rows([['a', 'x', 'https://one:443'], ['a', 'x', 'https://two:443'], ['a', 'x', 'https://three:443'], ['a', 'x', 'https://four:443'], ['b', 'x']]);
+    expect(admitClaim(cands, new Ledger(), few).map((r) => r.tenant)).toEqual(['a', 'a', 'a', 'b']);
+  });
+});
+
+describe('FairSlots', () => {
+  const start = (slots: FairSlots, l: Lane, log: string[], name: string) =>
+    void slots.acquire(l).then(() => log.push(name));
+  const tick = () => new Promise((r) => setImmediate(r));
+
+  it('a URL never holds more than its quarter; other URLs on the host still start at once', async () => {
+    const slots = new FairSlots(capsFor(8)); // URL 2, tenant-on-host 4
+    const log: string[] = [];
+    for (let i = 0; i < 10; i++) start(slots, lane('a', 'hang'), log, `hang${i}`);
+    start(slots, lane('b', 'ok'), log, 'ok0');
+    await tick();
+    expect(log).toEqual(['hang0', 'hang1', 'ok0']);
+    expect(slots.inUse({ url: `${H}/hang` })).toBe(2);
+    expect(slots.waiters(H)).toBe(8);
+  });
+
+  it('freed slots go round-robin across tenants, then across a tenant’s URLs', async () => {
+    const slots = new FairSlots(capsFor(4, { perUrl: 4, perTenantHost: 4 }));
+    const log: string[] = [];
+    const held = Array.from({ length: 4 }, () => lane('z', 'busy'));
+    for (const l of held) await slots.acquire(l);
+    for (let i = 0; i < 3; i++) start(slots, lane('a', 'a1'), log, 'a1');
+    for (let i = 0; i < 3; i++) start(slots, lane('a', 'a2'), log, 'a2');
+    for (let i = 0; i < 2; i++) start(slots, lane('b', 'b1'), log, 'b1');
+    await tick();
+    expect(log).toEqual([]);
+    for (let i = 0; i < 4; i++) {
+      slots.release(held[i]!);
+      await tick();
+    }
+    expect(log).toEqual(['a1', 'b1', 'a2', 'b1']);
+  });
+
+  it('a waiter at its own cap does not block the next lane', async () => {
+    const slots = new FairSlots(capsFor(8)); // URL 2
+    const log: string[] = [];
+    const a = lane('a', 'x');
+    await slots.acquire(a);
+    await slots.acquire(a);
+    const others = Array.from({ length: 6 }, (_, i) => lane(`t${i}`, `y${i}`));
+    for (const l of others) await slots.acquire(l);
+    start(slots, a, log, 'a-third'); // at its URL cap
+    start(slots, lane('b', 'z'), log, 'b'); // waits for the host
+    await tick();
+    slots.release(others[0]!);
+    await tick();
+    expect(log).toEqual(['b']);
+    slots.release(a);
+    await tick();
+    expect(log).toEqual(['b', 'a-third']);
+  });
+});
+
+const answer = (status: number, retryAfterMs?: number, durationMs = 10): SendResult => ({ outcome: { kind: 'response', status, retryAfterMs }, durationMs, excerpt: undefined });
+const failed = (message: string, durationMs = 10): SendResult => ({ outcome: { kind: 'error', message }, durationMs, excerpt: undefined });
+
+describe('judgeAttempt', () => {
+  it.each([
+    ['2xx', answer(204), { kind: 'success' }],
+    ['4xx is reachable', answer(404), { kind: 'success' }],
+    ['410', answer(410), { kind: 'success' }],
+    ['500', answer(500), { kind: 'failure', error: 'receiver answered HTTP 500' }],
+    ['429 without Retry-After', answer(429), { kind: 'failure', error: 'receiver answered HTTP 429' }],
+    ['429 with Retry-After', answer(429, 7_000), { kind: 'retry-after', ms: 7_000 }],
+    ['503 with Retry-After past the cap', answer(503, 10 * RETRY_AFTER_MAX_MS), { kind: 'retry-after', ms: RETRY_AFTER_MAX_MS }],
+    ['a timeout', failed('timed out after 15000 ms', 15_000), { kind: 'failure', error: 'timed out after 15000 ms' }],
+    ['we were paused', failed('timed out after 15000 ms', 40_000), { kind: 'ignore' }],
+  ])('%s', (_, result, want) => {
+    expect(judgeAttempt(result, 15_000)).toEqual(want);
+  });
+});
+
+describe('hostIsDown', () => {
+  it.each([
+    [0, 0, false],
+    [1, 1, false], // one URL is that URL's problem
+    [2, 2, false],
+    [3, 3, true],
+    [3, 6, false], // half is not most
+    [4, 7, true],
+    [10, 30, false],
+  ])('%i open of %i attempted → %s', (open, attempted, want) => {
+    expect(hostIsDown(open, attempted)).toBe(want);
+  });
+});
+
+describe('EndpointHealth', () => {
+  it("a failing URL's circuit opens; the host's other URLs are untouched", () => {
+    const h = new EndpointHealth();
+    const bad = lane('a', 'bad');
+    const good = lane('b', 'good');
+    h.record(good, { kind: 'success' }, 0);
+    let opened: number | undefined;
+    for (let i = 0; i < 5; i++) opened = h.record(bad, { kind: 'failure', error: 'x' }, i).deferUrlMs ?? opened;
+    expect(opened).toBe(30_000);
+    expect(h.openFor(bad, 10)).toBeGreaterThan(0);
+    expect(h.openFor(good, 10)).toBe(0);
+    expect(h.openCount(10)).toEqual({ urls: 1, hosts: 0 });
+  });
+
+  it('Retry-After applies to the URL that sent it', () => {
+    const h = new EndpointHealth();
+    const a = h.record(lane('a', 'slow'), { kind: 'retry-after', ms: 5_000 }, 0);
+    expect(a.deferUrlMs).toBe(5_000);
+    expect(a.deferHostMs).toBeUndefined();
+    expect(h.openFor(lane('a', 'slow'), 1)).toBe(4_999);
+    expect(h.openFor(lane('a', 'other'), 1)).toBe(0);
+  });
+
+  it('the host opens when most of its URLs are open, and closes on any success', () => {
+    const h = new EndpointHealth();
+    h.record(lane('a', 'fine'), { kind: 'success' }, 0);
+    let hostMs: number | undefined;
+    for (const p of ['u1', 'u2', 'u3']) for (let i = 0; i < 5; i++) hostMs = h.record(lane('a', p), { kind: 'failure', error: 'x' }, 1).deferHostMs ?? hostMs;
+    expect(hostMs).toBe(30_000);
+    expect(h.openFor(lane('c', 'never-seen'), 2)).toBeGreaterThan(0);
+    h.record(lane('a', 'fine'), { kind: 'success' }, 3);
+    expect(h.openFor(lane('c', 'never-seen'), 4)).toBe(0);
+  });
+
+  it('reports state changes, not every attempt', () => {
+    const h = new EndpointHealth();
+    const l = lane('a', 'x');
+    // the first answer this process sees from a URL is news (another process may have recorded failures)
+    expect(h.record(l, { kind: 'success' }, 0).changed).toEqual({ state: 'healthy', openUntil: null, error: null });
+    expect(h.record(l, { kind: 'success' }, 0.5).changed).toBeUndefined();
+    expect(h.record(l, { kind: 'failure', error: 'boom' }, 1).changed).toEqual({ state: 'failing', openUntil: null, error: 'boom' });
+    expect(h.record(l, { kind: 'failure', error: 'boom' }, 2).changed).toBeUndefined();
+    expect(h.record(l, { kind: 'success' }, 3).changed).toEqual({ state: 'healthy', openUntil: null, error: null });
+    expect(h.record(l, { kind: 'ignore' }, 4)).toEqual({});
+  });
+});
