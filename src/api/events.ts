@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import type { TenantDirectory } from '../tenancy/directory.js';
 import { outboxIdPrefix } from '../delivery/outbox.js';
 import { signatureHeader } from '../delivery/sign.js';
+import { bodySql } from '../delivery/sql.js';
 import type { AppEnv } from './app.js';
 import { BadRequest, TooManyRequests } from './errors.js';
 
@@ -76,8 +77,8 @@ export function eventRoutes(deps: { sql: Sql; tenants: TenantDirectory; log: Log
   // for a live stream. (A resume from far back in a busy multi-tenant outbox would be
   // better served by an index on (tenant_id, id).)
   const page = (tenantId: string, after: string) => sql<Row[]>`
-    select id, watch_id, event_type, payload from deliveries
-     where tenant_id = ${tenantId} and id > ${after}
+    select d.id, d.watch_id, d.event_type, ${bodySql(sql)} as payload from deliveries d
+     where d.tenant_id = ${tenantId} and d.id > ${after}
      order by id limit ${batchSize}`;
 
   app.get('/', async (c) => {

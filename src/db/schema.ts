@@ -155,7 +155,19 @@ export const deliveries = pgTable(
     callbackUrl: text('callback_url').notNull(),
     /** scheme://host:port of the callback: the unit of concurrency caps and the circuit breaker */
     endpoint: text('endpoint'),
+    /**
+     * The exact body, on rows written by releases before event_bodies; '' on rows that
+     * reference one (bodyId), whose body the claim composes (src/delivery/sql.ts, bodySql).
+     */
     payload: text('payload').notNull(),
+    /** the event's stored answer (event_bodies.id), shared by every watch of the task; null on older rows */
+    bodyId: bigint('body_id', { mode: 'number' }),
+    /**
+     * Claims by a release that composes bodies. A claim of a row with a bodyId that does not
+     * bump it (the previous release's claim, which would send payload '') is skipped by a
+     * trigger (migration 0007): during a rolling upgrade only this release sends such rows.
+     */
+    composedClaims: integer('composed_claims').notNull().default(0),
     /** pending | delivered | undeliverable | cancelled */
     status: text('status').notNull().default('pending'),
     attempts: integer('attempts').notNull().default(0),
@@ -175,7 +187,29 @@ export const deliveries = pgTable(
     // GET /v1/events: a tenant's events in id (= time) order, resumable from an id
     index('deliveries_tenant_id_idx').on(t.tenantId, t.id),
     index('deliveries_endpoint_pending_idx').on(t.endpoint).where(sql`status = 'pending'`),
+    // retention: is an event body still referenced?
+    index('deliveries_body_idx').on(t.bodyId).where(sql`body_id is not null`),
   ],
+);
+
+/**
+ * One row per event of a task (its terminal outcome, its first `processing`): the head
+ * of the webhook body (type and timestamp) and upstream's object as text, stored once
+ * however many watches the task has. Each watch's body is composed from it at send time:
+ * head + watch id + metadata + data, the same bytes on every retry and redelivery.
+ */
+export const eventBodies = pgTable(
+  'event_bodies',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    tenantId: text('tenant_id').notNull(),
+    taskId: text('task_id').notNull(),
+    eventType: text('event_type').notNull(),
+    head: text('head').notNull(),
+    data: text('data').notNull(),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [index('event_bodies_created_idx').on(t.createdAt)],
 );
 
 export const deliveryAttempts = pgTable(

@@ -5,6 +5,20 @@
 import type { Sql } from '../db/client.js';
 import type { ClaimCaps, Ledger } from './admission.js';
 
+/**
+ * The webhook body of the deliveries row aliased `d`: inline on rows of releases before
+ * event_bodies, else composed from the event's stored answer and the watch — head
+ * (type, timestamp) + watch id + the watch's metadata + upstream's object spliced in as
+ * text (outbox.ts, webhookHead). Every input is fixed once the event exists (a watch's
+ * metadata never changes; the body row is written once), so every retry and redelivery
+ * sends the same bytes. jsonb's text form is canonical, as when the body was inline.
+ */
+export const bodySql = (sql: Sql) => sql`
+  case when d.body_id is null then d.payload else (
+    select b.head || d.watch_id || '","metadata":' || coalesce((select w.metadata::text from watches w where w.id = d.watch_id), '{}')
+           || ',"data":' || b.data || '}'
+      from event_bodies b where b.id = d.body_id) end`;
+
 export interface ClaimedDelivery {
   id: string;
   tenant_id: string;
@@ -67,10 +81,11 @@ export async function claimDeliveries(sql: Sql, o: { limit: number; leaseMs: num
        set lease_token = gen_random_uuid(),
            next_attempt_at = now() + ${o.leaseMs} * interval '1 millisecond',
            attempts = d.attempts + 1,
+           composed_claims = d.composed_claims + 1, -- (see migration 0007: older releases can't claim composed rows)
            updated_at = now()
       from ranked r
      where d.id = r.id and r.fits
-    returning d.id, d.tenant_id, d.watch_id, d.terminal, d.callback_url, d.endpoint, d.payload, d.retry_step, d.lease_token,
+    returning d.id, d.tenant_id, d.watch_id, d.terminal, d.callback_url, d.endpoint, ${bodySql(sql)} as payload, d.retry_step, d.lease_token,
               d.delivered_at is null as first_delivery, (select count(*) from c)::int as seen`;
 }
 
