@@ -1,3 +1,14 @@
+CREATE TABLE "endpoint_health" (
+	"tenant_id" text NOT NULL,
+	"url" text NOT NULL,
+	"state" text NOT NULL,
+	"open_until" timestamp with time zone,
+	"last_error" text,
+	"last_error_at" timestamp with time zone,
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
+	CONSTRAINT "endpoint_health_tenant_id_url_pk" PRIMARY KEY("tenant_id","url")
+);
+--> statement-breakpoint
 CREATE TABLE "event_bodies" (
 	"id" bigserial PRIMARY KEY NOT NULL,
 	"tenant_id" text NOT NULL,

@@ -173,7 +173,7 @@ describe('fairness between endpoints and tenants', () => {
     const failUrl = `${s.receiver.url}/fail`;
     try {
       const base = await baseline(s);
-      await registerFinished(s, 6, failUrl);
+      const failing = await registerFinished(s, 6, failUrl);
       // The URL's circuit has opened once its queue is pushed out by ~30 s.
       const started = Date.now();
       for (;;) {
@@ -193,6 +193,19 @@ describe('fairness between endpoints and tenants', () => {
       expect(okRows).toEqual({ n: 10, delivered: 10 });
       expect(during.max).toBeLessThanOrEqual(base.max + LAG_SLACK_MS);
       expect(s.receiver.received.filter((r) => r.path === '/fail').length).toBe(failedSoFar); // still open
+
+      // Visible: the tenant's endpoint listing and the watch's last_delivery say which URL is open, until when.
+      const listed = (await s.api('/v1/endpoints')).json.data as Array<Record<string, any>>;
+      const fail = listed.find((e) => e.url === failUrl)!;
+      expect(fail).toMatchObject({ state: 'circuit_open', last_error: 'receiver answered HTTP 500' });
+      expect(Date.parse(fail.circuit_open_until)).toBeGreaterThan(Date.now() + 10_000);
+      expect(fail.pending).toBeGreaterThan(0);
+      expect(Date.parse(fail.next_attempt_at)).toBeGreaterThan(Date.now() + 10_000);
+      expect(listed.find((e) => e.url === `${s.receiver.url}/ok`)).toMatchObject({ state: 'healthy', pending: 0, circuit_open_until: null });
+      expect(listed[0]!.url).toBe(failUrl); // failing ones first
+      const watch = (await s.api(`/v1/watches/${failing[0]!.id}`)).json;
+      expect(watch.last_delivery).toMatchObject({ status: 'pending', endpoint_state: 'circuit_open', last_error: 'receiver answered HTTP 500' });
+      expect(watch.last_delivery.circuit_open_until).toBe(fail.circuit_open_until);
     } finally {
       await s.close();
     }

@@ -24,6 +24,7 @@ const METRICS = {
   taskhook_end_to_end_lag_seconds: 'histogram',
   taskhook_due_tasks: 'gauge',
   taskhook_pending_deliveries: 'gauge',
+  taskhook_open_circuits: 'gauge',
 } as const;
 
 /** Every value each label may take: a fixed set, never an id. */
@@ -32,6 +33,7 @@ const LABEL_VALUES: Record<string, RegExp> = {
   status_class: /^([1-5]xx|other|none)$/,
   code: /^(task_not_found|upstream_unauthorized|watch_expired)$/,
   engine: /^(poller|deliverer)$/,
+  scope: /^(url|host)$/,
   le: /^(\+Inf|\d+(\.\d+)?(e[-+]?\d+)?)$/,
 };
 

@@ -19,6 +19,7 @@ import { tenantRoutes } from './tenant.js';
 import { watchRoutes } from './watches.js';
 import { docsRoutes } from './openapi/index.js';
 import { dashboardRoutes } from '../dashboard/routes.js';
+import { endpointRoutes } from './endpoints.js';
 import { eventRoutes } from './events.js';
 
 export interface AppDeps {
@@ -103,6 +104,7 @@ export function createApp(deps: AppDeps) {
   v1.route('/watches', watchRoutes(deps));
   v1.route('/tasks', taskRoutes(deps));
   v1.route('/events', eventRoutes(deps));
+  v1.route('/endpoints', endpointRoutes(deps));
   if (deps.tenantStore) v1.route('/tenant', tenantRoutes({ ...deps, tenantStore: deps.tenantStore }));
   // Before /v1: admin requests must never reach the tenant-key middleware.
   app.route('/v1/admin', adminRoutes(deps));

@@ -11,6 +11,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   real,
   smallint,
   text,
@@ -210,6 +211,26 @@ export const eventBodies = pgTable(
     createdAt: ts('created_at').notNull().defaultNow(),
   },
   (t) => [index('event_bodies_created_idx').on(t.createdAt)],
+);
+
+/**
+ * What the deliverers last saw of one tenant's callback URL (written when its state
+ * changes, by whichever process saw it): healthy, failing (answers that are not 2xx/4xx,
+ * timeouts), or circuit open until openUntil. GET /v1/endpoints and last_delivery read it.
+ */
+export const endpointHealth = pgTable(
+  'endpoint_health',
+  {
+    tenantId: text('tenant_id').notNull(),
+    url: text('url').notNull(),
+    /** healthy | failing | open */
+    state: text('state').notNull(),
+    openUntil: ts('open_until'),
+    lastError: text('last_error'),
+    lastErrorAt: ts('last_error_at'),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.url] })],
 );
 
 export const deliveryAttempts = pgTable(

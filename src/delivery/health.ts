@@ -139,3 +139,11 @@ export class EndpointHealth {
     return this.hosts.failure(l.host, now);
   }
 }
+
+/** What the API shows of a stored state: an open circuit whose time has passed is failing until an answer says otherwise. */
+export const ENDPOINT_STATES = ['healthy', 'failing', 'circuit_open'] as const;
+export type PublicEndpointState = (typeof ENDPOINT_STATES)[number];
+export function publicState(state: string, openUntil: Date | null, now: number): PublicEndpointState {
+  if (state === 'open') return openUntil !== null && openUntil.getTime() > now ? 'circuit_open' : 'failing';
+  return state === 'failing' ? 'failing' : 'healthy';
+}

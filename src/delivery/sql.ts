@@ -176,3 +176,44 @@ export async function deferQueued(sql: Sql, o: { host: string; url?: string; ms:
        ${o.url === undefined ? sql`` : sql`and callback_url = ${o.url}`}`;
   return moved.count;
 }
+
+/** A URL's health changed (health.ts): the latest word of any process wins. */
+export async function recordEndpointHealth(
+  sql: Sql,
+  e: { tenantId: string; url: string; state: string; openUntil: number | null; error: string | null },
+): Promise<void> {
+  const openUntil = e.openUntil === null ? null : new Date(e.openUntil);
+  await sql`
+    insert into endpoint_health (tenant_id, url, state, open_until, last_error, last_error_at, updated_at)
+    values (${e.tenantId}, ${e.url}, ${e.state}, ${openUntil}, ${e.error}, ${e.error === null ? null : sql`now()`}, now())
+    on conflict (tenant_id, url) do update
+      set state = excluded.state, open_until = excluded.open_until, updated_at = now(),
+          last_error = coalesce(excluded.last_error, endpoint_health.last_error),
+          last_error_at = coalesce(excluded.last_error_at, endpoint_health.last_error_at)`;
+}
+
+export interface EndpointRow {
+  url: string;
+  state: string;
+  open_until: Date | null;
+  last_error: string | null;
+  last_error_at: Date | null;
+  updated_at: Date;
+  pending: number;
+  next_attempt_at: Date | null;
+}
+
+/** GET /v1/endpoints: a tenant's callback URLs with their health and what waits for them, failing ones first. */
+export function listEndpoints(sql: Sql, tenantId: string, limit = 1_000): Promise<EndpointRow[]> {
+  // (the pending count goes by the host's partial index: endpoint is the URL's origin)
+  return sql<EndpointRow[]>`
+    select e.url, e.state, e.open_until, e.last_error, e.last_error_at, e.updated_at, p.pending, p.next_attempt_at
+      from endpoint_health e
+      cross join lateral (
+        select count(*)::int as pending, min(d.next_attempt_at) as next_attempt_at from deliveries d
+         where d.endpoint = substring(e.url from '^[a-z][a-z0-9+.-]*://[^/?#]+') and d.status = 'pending'
+           and d.callback_url = e.url and d.tenant_id = e.tenant_id) p
+     where e.tenant_id = ${tenantId}
+     order by e.state = 'healthy', e.updated_at desc, e.url
+     limit ${limit}`;
+}

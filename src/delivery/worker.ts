@@ -16,9 +16,9 @@ import type { Logger } from '../log.js';
 import { completedAtSeconds, type Metrics } from '../metrics.js';
 import type { Sender, SendResult } from './send.js';
 import { capsFor, claimCapsFor, FairSlots, Ledger, type Lane } from './admission.js';
-import { EndpointHealth, judgeAttempt, type EndpointState } from './health.js';
+import { EndpointHealth, judgeAttempt } from './health.js';
 import { ATTEMPT_MESSAGES, DELIVERY_OUTCOMES, recordFor } from './decide.js';
-import { claimDeliveries, completeDeliveries, deferQueued, handBackDeliveries, type ClaimedDelivery, type Completion, type HandBack } from './sql.js';
+import { claimDeliveries, completeDeliveries, deferQueued, handBackDeliveries, recordEndpointHealth, type ClaimedDelivery, type Completion, type HandBack } from './sql.js';
 
 export { storedExcerpt } from './decide.js';
 export type { ClaimedDelivery } from './sql.js';
@@ -44,8 +44,6 @@ export interface DelivererOptions {
   /** claimed per tenant across hosts (½ of maxInFlight) */
   perTenant?: number;
   health?: EndpointHealth;
-  /** a URL's health changed (for the endpoint listing; failures here are logged, not thrown) */
-  onEndpointChange?(e: { tenantId: string; url: string; state: EndpointState; openUntil: number | null; error: string | null }): Promise<void>;
   idleMs?: number;
   random?: () => number;
   now?: () => number;
@@ -85,6 +83,7 @@ export function createDeliverer(o: DelivererOptions) {
   const claimCaps = claimCapsFor(caps, o.perTenant ?? Math.max(1, Math.floor(maxInFlight / 2)));
   const slots = new FairSlots(caps);
   const health = o.health ?? new EndpointHealth();
+  metrics?.openCircuitsFrom(() => health.openCount(now()));
   /** rows this process holds leased (sending or waiting for a send slot), by key */
   const leased = new Ledger();
   const holding = new Set<Job>();
@@ -232,8 +231,11 @@ export function createDeliverer(o: DelivererOptions) {
       const moved = await deferQueued(sql, { host: lane.host, ms: actions.deferHostMs });
       log.warn({ endpoint: lane.host, pause_ms: actions.deferHostMs, deliveries: moved }, 'most callback URLs of this host are failing; the host circuit is open');
     }
-    if (actions.changed && o.onEndpointChange) {
-      await o.onEndpointChange({ tenantId: lane.tenant, url: lane.url, ...actions.changed }).catch((err: unknown) => log.warn({ err }, 'could not record endpoint health'));
+    if (actions.changed) {
+      // (for GET /v1/endpoints and last_delivery; losing one only leaves the listing a state behind)
+      await recordEndpointHealth(sql, { tenantId: lane.tenant, url: lane.url, ...actions.changed }).catch((err: unknown) =>
+        log.warn({ err }, 'could not record endpoint health'),
+      );
     }
   }
 
