@@ -2,25 +2,30 @@
 //
 // Four keys per delivery, nested: the host (`scheme://host:port`, the receiver's
 // politeness ceiling), the tenant on that host, the callback URL (full string), and the
-// tenant across hosts. A URL may hold at most `perUrl` (¼) of its host's connections and
-// a tenant at most `perTenantHost` (½): a URL that hangs, or a tenant whose URLs all do,
-// leaves the rest of the host's slots to everyone else, and waiting requests take freed
-// slots round-robin across tenants, then across each tenant's URLs. See README "Fairness".
+// tenant across hosts. While other URLs of the host have work, a URL may hold at most
+// `perUrl` (¼) of the host's connections, and while other tenants do, a tenant at most
+// `perTenantHost` (½); a URL (or tenant) alone on its host may use all but `perUrl` of
+// them (¾: one URL per receiver is the common self-hosted case), so the slots a newcomer
+// needs are always free. A URL that hangs, or a tenant whose URLs all do, leaves the rest
+// of the host to everyone else, and waiting requests take freed slots round-robin across
+// tenants, then across each tenant's URLs. See README "Fairness".
 
 export interface Caps {
   /** requests in flight to one host (the politeness ceiling) */
   perHost: number;
-  /** in flight to one callback URL: ¼ of the host's by default */
+  /** in flight to one callback URL while other URLs of its host have work: ¼ of the host's by default */
   perUrl: number;
-  /** in flight for one tenant on one host: ½ of the host's by default */
+  /** in flight for one tenant on one host while other tenants have work there: ½ of the host's by default */
   perTenantHost: number;
+  /** in flight to a URL, or for a tenant, alone on its host: all but perUrl (the newcomers' reserve) */
+  alone: number;
 }
 
 export function capsFor(perHost: number, o: { perUrl?: number | undefined; perTenantHost?: number | undefined } = {}): Caps {
   if (!Number.isInteger(perHost) || perHost < 1) throw new Error(`perHost must be a positive integer, got ${perHost}`);
   const perUrl = Math.min(perHost, o.perUrl ?? Math.max(1, Math.floor(perHost / 4)));
   const perTenantHost = Math.min(perHost, Math.max(perUrl, o.perTenantHost ?? Math.max(1, Math.floor(perHost / 2))));
-  return { perHost, perUrl, perTenantHost };
+  return { perHost, perUrl, perTenantHost, alone: Math.max(perTenantHost, perHost - perUrl) };
 }
 
 /** What a delivery is counted under. */
@@ -74,9 +79,20 @@ export class Ledger {
   }
 }
 
-/** May one more request of this lane start, given what is in flight? (Pure.) */
-export function mayStart(inFlight: { host: number; url: number; tenantHost: number }, caps: Caps): boolean {
-  return inFlight.host < caps.perHost && inFlight.url < caps.perUrl && inFlight.tenantHost < caps.perTenantHost;
+/**
+ * May one more request of this lane start, given what is in flight and whether other URLs
+ * (other tenants) of its host have work in flight or waiting? (Pure.)
+ */
+export function mayStart(
+  inFlight: { host: number; url: number; tenantHost: number },
+  shared: { urls: boolean; tenants: boolean },
+  caps: Caps,
+): boolean {
+  return (
+    inFlight.host < caps.perHost &&
+    inFlight.url < (shared.urls ? caps.perUrl : caps.alone) &&
+    inFlight.tenantHost < (shared.tenants ? caps.perTenantHost : caps.alone)
+  );
 }
 
 /**
@@ -92,7 +108,8 @@ export interface ClaimCaps {
 }
 
 export function claimCapsFor(caps: Caps, perTenant: number): ClaimCaps {
-  return { perHost: caps.perHost * 2, perUrl: caps.perUrl * 2, perTenantHost: caps.perTenantHost * 2, perTenant };
+  // (per URL and tenant-on-host, what one alone may send: the send slots apply the shared caps)
+  return { perHost: caps.perHost * 2, perUrl: caps.alone * 2, perTenantHost: caps.alone * 2, perTenant };
 }
 
 /**
@@ -125,17 +142,45 @@ export class FairSlots {
   private readonly inFlight = new Ledger();
   /** host → tenant → url → waiters (Map order is the rotation: a served entry moves to the back) */
   private readonly waiting = new Map<string, Map<string, Map<string, Array<() => void>>>>();
+  /** per host: requests in flight or waiting, by URL and by tenant (who else has work here?) */
+  private readonly active = new Map<string, { urls: Tally; tenants: Tally; nUrls: number; nTenants: number }>();
 
   constructor(readonly caps: Caps) {}
 
+  private activity(host: string) {
+    let a = this.active.get(host);
+    if (!a) this.active.set(host, (a = { urls: new Tally(), tenants: new Tally(), nUrls: 0, nTenants: 0 }));
+    return a;
+  }
+
+  private join(l: Lane): void {
+    const a = this.activity(l.host);
+    if (a.urls.get(l.url) === 0) a.nUrls++;
+    if (a.tenants.get(l.tenant) === 0) a.nTenants++;
+    a.urls.inc(l.url);
+    a.tenants.inc(l.tenant);
+  }
+
+  private leave(l: Lane): void {
+    const a = this.activity(l.host);
+    a.urls.dec(l.url);
+    a.tenants.dec(l.tenant);
+    if (a.urls.get(l.url) === 0) a.nUrls--;
+    if (a.tenants.get(l.tenant) === 0) a.nTenants--;
+    if (a.nUrls === 0) this.active.delete(l.host);
+  }
+
   private fits(l: Lane): boolean {
+    const a = this.active.get(l.host);
     return mayStart(
       { host: this.inFlight.host.get(l.host), url: this.inFlight.url.get(l.url), tenantHost: this.inFlight.tenantHost.get(tenantHostKey(l)) },
+      { urls: (a?.nUrls ?? 0) > 1, tenants: (a?.nTenants ?? 0) > 1 },
       this.caps,
     );
   }
 
   acquire(l: Lane): Promise<void> {
+    this.join(l);
     if (this.fits(l)) {
       this.inFlight.add(l);
       return Promise.resolve();
@@ -153,6 +198,7 @@ export class FairSlots {
 
   release(l: Lane): void {
     this.inFlight.remove(l);
+    this.leave(l);
     this.serve(l.host);
   }
 
@@ -162,9 +208,8 @@ export class FairSlots {
     while (tenants && tenants.size > 0 && this.inFlight.host.get(host) < this.caps.perHost) {
       let served = false;
       for (const [tenant, urls] of tenants) {
-        if (this.inFlight.tenantHost.get(tenantHostKey({ tenant, host })) >= this.caps.perTenantHost) continue;
         for (const [url, q] of urls) {
-          if (this.inFlight.url.get(url) >= this.caps.perUrl) continue;
+          if (!this.fits({ host, url, tenant })) continue;
           const next = q.shift()!;
           urls.delete(url);
           if (q.length > 0) urls.set(url, q); // to the back of this tenant's rotation
