@@ -10,11 +10,11 @@ const lane = (tenant: string, path: string, host = H): Lane => ({ host, url: `${
 
 describe('capsFor', () => {
   it.each([
-    [32, {}, { perHost: 32, perUrl: 8, perTenantHost: 16, alone: 24 }],
-    [4, {}, { perHost: 4, perUrl: 1, perTenantHost: 2, alone: 3 }],
-    [1, {}, { perHost: 1, perUrl: 1, perTenantHost: 1, alone: 1 }],
-    [32, { perUrl: 64 }, { perHost: 32, perUrl: 32, perTenantHost: 32, alone: 32 }],
-    [32, { perUrl: 4, perTenantHost: 2 }, { perHost: 32, perUrl: 4, perTenantHost: 4, alone: 28 }],
+    [32, {}, { perHost: 32, perUrl: 8, perTenantHost: 16, aloneUrl: 16, aloneTenant: 24 }],
+    [4, {}, { perHost: 4, perUrl: 1, perTenantHost: 2, aloneUrl: 2, aloneTenant: 3 }],
+    [1, {}, { perHost: 1, perUrl: 1, perTenantHost: 1, aloneUrl: 1, aloneTenant: 1 }],
+    [32, { perUrl: 64 }, { perHost: 32, perUrl: 32, perTenantHost: 32, aloneUrl: 32, aloneTenant: 32 }],
+    [32, { perUrl: 4, perTenantHost: 2 }, { perHost: 32, perUrl: 4, perTenantHost: 4, aloneUrl: 24, aloneTenant: 28 }],
   ])('perHost %i %j → %j', (perHost, o, want) => {
     expect(capsFor(perHost, o)).toEqual(want);
   });
@@ -32,24 +32,25 @@ describe('mayStart', () => {
     [{ host: 32, url: 0, tenantHost: 0 }, both, false], // the host's ceiling
     [{ host: 10, url: 8, tenantHost: 8 }, both, false], // the URL's quarter, while the host is shared
     [{ host: 20, url: 2, tenantHost: 16 }, both, false], // the tenant's half, while other tenants have work there
-    [{ host: 10, url: 8, tenantHost: 10 }, { urls: false, tenants: false }, true], // alone on the host: up to ¾
-    [{ host: 23, url: 23, tenantHost: 23 }, { urls: false, tenants: false }, true],
-    [{ host: 24, url: 24, tenantHost: 24 }, { urls: false, tenants: false }, false], // a quarter stays free for newcomers
-    [{ host: 16, url: 8, tenantHost: 16 }, { urls: true, tenants: false }, false], // the tenant's only, but other URLs wait
+    [{ host: 10, url: 8, tenantHost: 10 }, { urls: false, tenants: false }, true], // alone on the host: a URL up to ½
+    [{ host: 15, url: 15, tenantHost: 15 }, { urls: false, tenants: false }, true],
+    [{ host: 16, url: 16, tenantHost: 16 }, { urls: false, tenants: false }, false], // half stays free for newcomers
+    [{ host: 16, url: 8, tenantHost: 16 }, { urls: true, tenants: false }, false], // the tenant's only, but its other URLs wait
     [{ host: 20, url: 2, tenantHost: 20 }, { urls: true, tenants: false }, true], // one tenant's many URLs: ¾ for the tenant
+    [{ host: 24, url: 2, tenantHost: 24 }, { urls: true, tenants: false }, false], // a quarter stays free for other tenants
   ])('%j %j → %s', (inFlight, shared, want) => {
     expect(mayStart(inFlight, shared, caps)).toBe(want);
   });
 });
 
 describe('admitClaim (the claim statement’s rule)', () => {
-  // claim-ahead: host 16; URL and tenant-on-host 12 (twice what one alone on its host may send)
+  // claim-ahead: host 16, URL 8, tenant-on-host 12 (twice what one alone on its host may send: 4, 6)
   const caps = claimCapsFor(capsFor(8), 100);
   const rows = (specs: Array<[string, string, string?]>) => specs.map(([t, p, h], i) => ({ ...lane(t, p, h), i }));
-  it('a URL gets at most ¾ of the host’s claims; the rest goes to other URLs and tenants', () => {
+  it('a URL gets at most ½ of the host’s claims; the rest goes to other URLs and tenants', () => {
     const cands = rows([...Array(20).fill(['a', 'hang']), ['b', 'ok'], ['b', 'ok']]);
     const got = admitClaim(cands, new Ledger(), caps);
-    expect(got.filter((r) => r.url.endsWith('/hang'))).toHaveLength(12);
+    expect(got.filter((r) => r.url.endsWith('/hang'))).toHaveLength(8);
     expect(got.filter((r) => r.url.endsWith('/ok'))).toHaveLength(2);
   });
   it('so does a tenant, however many URLs it spreads over', () => {
@@ -58,13 +59,13 @@ describe('admitClaim (the claim statement’s rule)', () => {
   });
   it('counts what is held already', () => {
     const held = new Ledger();
-    for (let i = 0; i < 11; i++) held.add(lane('a', 'x'));
+    for (let i = 0; i < 7; i++) held.add(lane('a', 'x'));
     const got = admitClaim(rows([['a', 'x'], ['a', 'x'], ['b', 'y']]), held, caps);
     expect(got.map((r) => r.i)).toEqual([0, 2]);
   });
   it('other hosts are independent', () => {
     const cands = rows([...Array(15).fill(['a', 'x', 'https://one:443']), ...Array(15).fill(['a', 'x', 'https://two:443'])]);
-    expect(admitClaim(cands, new Ledger(), caps)).toHaveLength(24);
+    expect(admitClaim(cands, new Ledger(), caps)).toHaveLength(16); // each its URL's 8
   });
   it('the per-tenant cap spans hosts', () => {
     const few = claimCapsFor(capsFor(8), 3);
@@ -78,27 +79,31 @@ describe('FairSlots', () => {
     void slots.acquire(l).then(() => log.push(name));
   const tick = () => new Promise((r) => setImmediate(r));
 
-  it('a URL alone on its host gets ¾ of it; another URL still starts at once, and then the first gets no more than ¼', async () => {
-    const slots = new FairSlots(capsFor(8)); // URL 2 (alone: 6), tenant-on-host 4
+  it('a URL alone on its host gets ½ of it; another URL of the same tenant, then another tenant, still start at once', async () => {
+    const slots = new FairSlots(capsFor(8)); // URL 2 (alone: 4), tenant-on-host 4 (alone: 6)
     const log: string[] = [];
     const hang = lane('a', 'hang');
     for (let i = 0; i < 10; i++) start(slots, hang, log, `hang${i}`);
     await tick();
-    expect(log).toEqual(['hang0', 'hang1', 'hang2', 'hang3', 'hang4', 'hang5']);
-    for (let i = 0; i < 3; i++) start(slots, lane('b', 'ok'), log, `ok${i}`);
+    expect(log).toEqual(['hang0', 'hang1', 'hang2', 'hang3']);
+    for (let i = 0; i < 3; i++) start(slots, lane('a', 'mine'), log, `mine${i}`);
     await tick();
-    expect(log.slice(6)).toEqual(['ok0', 'ok1']); // the reserve: 2 slots, the URL's share
-    expect(slots.waiters(H)).toBe(5);
-    // the hanging URL's requests end (time out) one by one: every freed slot goes to the other URL until it has its share
+    expect(log.slice(4)).toEqual(['mine0', 'mine1']); // the same tenant's other URL: its quarter
+    for (let i = 0; i < 3; i++) start(slots, lane('b', 'theirs'), log, `theirs${i}`);
+    await tick();
+    expect(log.slice(6)).toEqual(['theirs0', 'theirs1']); // another tenant: the last quarter
+    expect(slots.inUse({ host: H })).toBe(8);
+    // the hanging URL's requests end (time out): it gets none back while over its quarter, now the host is shared
+    slots.release(hang);
     slots.release(hang);
     await tick();
-    expect(log.slice(8)).toEqual([]); // ok is at its quarter (2); hang is over its quarter (5 > 2)
-    slots.release(lane('b', 'ok'));
+    expect(slots.inUse({ url: `${H}/hang` })).toBe(2);
+    expect(log).toHaveLength(8); // (everyone is at a quarter: the rest waits for one of theirs to end)
+    slots.release(lane('a', 'mine'));
+    slots.release(lane('b', 'theirs'));
     await tick();
-    expect(log.slice(8)).toEqual(['ok2']);
-    for (let i = 0; i < 4; i++) slots.release(hang);
-    await tick();
-    expect(slots.inUse({ url: `${H}/hang` })).toBe(2); // back to its quarter, now the host is shared
+    expect(log.slice(8)).toEqual(['mine2', 'theirs2']);
+    expect(slots.inUse({ url: `${H}/hang` })).toBe(2);
   });
 
   it('freed slots go round-robin across tenants, then across a tenant’s URLs', async () => {

@@ -4,11 +4,12 @@
 // politeness ceiling), the tenant on that host, the callback URL (full string), and the
 // tenant across hosts. While other URLs of the host have work, a URL may hold at most
 // `perUrl` (¼) of the host's connections, and while other tenants do, a tenant at most
-// `perTenantHost` (½); a URL (or tenant) alone on its host may use all but `perUrl` of
-// them (¾: one URL per receiver is the common self-hosted case), so the slots a newcomer
-// needs are always free. A URL that hangs, or a tenant whose URLs all do, leaves the rest
-// of the host to everyone else, and waiting requests take freed slots round-robin across
-// tenants, then across each tenant's URLs. See README "Fairness".
+// `perTenantHost` (½). Alone on its host a URL may use ½ of it (one URL per receiver is
+// the common self-hosted case) and a tenant ¾, so a newcomer always finds its share free
+// at once: another URL of the same tenant the quarter the tenant has left, another tenant
+// the quarter nobody may take. A URL that hangs, or a tenant whose URLs all do, leaves the
+// rest of the host to everyone else, and waiting requests take freed slots round-robin
+// across tenants, then across each tenant's URLs. See README "Fairness".
 
 export interface Caps {
   /** requests in flight to one host (the politeness ceiling) */
@@ -17,15 +18,18 @@ export interface Caps {
   perUrl: number;
   /** in flight for one tenant on one host while other tenants have work there: ½ of the host's by default */
   perTenantHost: number;
-  /** in flight to a URL, or for a tenant, alone on its host: all but perUrl (the newcomers' reserve) */
-  alone: number;
+  /** in flight to a URL alone on its host: all but two quarters (another URL's, another tenant's) */
+  aloneUrl: number;
+  /** in flight for a tenant alone on its host: all but a quarter (another tenant's) */
+  aloneTenant: number;
 }
 
 export function capsFor(perHost: number, o: { perUrl?: number | undefined; perTenantHost?: number | undefined } = {}): Caps {
   if (!Number.isInteger(perHost) || perHost < 1) throw new Error(`perHost must be a positive integer, got ${perHost}`);
   const perUrl = Math.min(perHost, o.perUrl ?? Math.max(1, Math.floor(perHost / 4)));
   const perTenantHost = Math.min(perHost, Math.max(perUrl, o.perTenantHost ?? Math.max(1, Math.floor(perHost / 2))));
-  return { perHost, perUrl, perTenantHost, alone: Math.max(perTenantHost, perHost - perUrl) };
+  const aloneTenant = Math.max(perTenantHost, perHost - perUrl);
+  return { perHost, perUrl, perTenantHost, aloneUrl: Math.min(aloneTenant, Math.max(perUrl, perHost - 2 * perUrl)), aloneTenant };
 }
 
 /** What a delivery is counted under. */
@@ -90,8 +94,8 @@ export function mayStart(
 ): boolean {
   return (
     inFlight.host < caps.perHost &&
-    inFlight.url < (shared.urls ? caps.perUrl : caps.alone) &&
-    inFlight.tenantHost < (shared.tenants ? caps.perTenantHost : caps.alone)
+    inFlight.url < (shared.urls ? caps.perUrl : caps.aloneUrl) &&
+    inFlight.tenantHost < (shared.tenants ? caps.perTenantHost : caps.aloneTenant)
   );
 }
 
@@ -109,7 +113,7 @@ export interface ClaimCaps {
 
 export function claimCapsFor(caps: Caps, perTenant: number): ClaimCaps {
   // (per URL and tenant-on-host, what one alone may send: the send slots apply the shared caps)
-  return { perHost: caps.perHost * 2, perUrl: caps.alone * 2, perTenantHost: caps.alone * 2, perTenant };
+  return { perHost: caps.perHost * 2, perUrl: caps.aloneUrl * 2, perTenantHost: caps.aloneTenant * 2, perTenant };
 }
 
 /**
