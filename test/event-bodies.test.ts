@@ -1,7 +1,7 @@
 // One stored answer per event, not per watch: the upstream answer is kept once per task
 // and event (event_bodies), each watch's webhook body composed from it at send time —
 // the same bytes on every retry. Rows of older releases (inline payload) still deliver,
-// and an older release's claim skips the rows it could not compose (migration 0007).
+// and an older release's claim skips the rows it could not compose (migrations/0008_event_bodies.sql).
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { startStack } from './support/gateway.js';
@@ -88,7 +88,7 @@ describe('event bodies', () => {
         insert into deliveries (id, tenant_id, watch_id, event_type, terminal, callback_url, endpoint, payload, body_id) values
           ('msg_composed', 'ten_a', 'wat_1', 'task.completed', true, 'https://a.example/h', 'https://a.example', '', ${b!.id}),
           ('msg_inline', 'ten_a', 'wat_2', 'task.completed', true, 'https://a.example/h', 'https://a.example', '{"inline":true}', null)`;
-      // The previous release's claim statement (src/delivery/worker.ts before 0007), reduced to what matters here.
+      // The previous release's claim statement (src/delivery/worker.ts before 0008_event_bodies), reduced to what matters here.
       const old = await db.sql<{ id: string; payload: string }[]>`
         with c as (select id from deliveries where status = 'pending' and next_attempt_at <= now() order by next_attempt_at for update skip locked)
         update deliveries d set lease_token = gen_random_uuid(), attempts = d.attempts + 1, updated_at = now()

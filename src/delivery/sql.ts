@@ -81,7 +81,7 @@ export async function claimDeliveries(sql: Sql, o: { limit: number; leaseMs: num
        set lease_token = gen_random_uuid(),
            next_attempt_at = now() + ${o.leaseMs} * interval '1 millisecond',
            attempts = d.attempts + 1,
-           composed_claims = d.composed_claims + 1, -- (see migration 0007: older releases can't claim composed rows)
+           composed_claims = d.composed_claims + 1, -- (see migrations/0008_event_bodies.sql: older releases can't claim composed rows)
            updated_at = now()
       from ranked r
      where d.id = r.id and r.fits
