@@ -6,6 +6,8 @@
 //   POST /arrivals  {prefix} → {[task_id]: ms}: first verified arrival per task
 //   POST /count     {prefix} → {n}: tasks of that prefix with a webhook
 //   POST /reset     forgets everything
+// A POST to a path starting with /hang is read and never answered (a hanging callback URL
+// on a shared host, for the delivery bench).
 // Usage: TASKHOOK_SIGNING_SECRET=whsec_… node --import tsx bench/receiver.ts [--ports K];
 // prints `READY {"urls": [...]}`.
 import http from 'node:http';
@@ -62,6 +64,7 @@ function handler(control: boolean) {
         return send(res, 200, {});
       }
       if (req.method !== 'POST') return send(res, 404);
+      if (req.url?.startsWith('/hang')) return;
       const at = Date.now();
       received++;
       let event: { type?: string; data?: { task_id?: string } };

@@ -114,7 +114,9 @@ if (argv.help) {
   --graphile-concurrency C    graphile-worker jobs in flight (default 32; pg pool C + 2)
   --graphile-poll-interval MS graphile-worker pollInterval (default 2000, its own; new jobs also wake it by LISTEN/NOTIFY)
   --million               add a 1,000,000-watch RSS/claim point (inserted via SQL; slow)
-  --only list             subset of raw,naive,pgboss,bullmq,graphile,taskhook
+  --only list             subset of raw,naive,pgboss,bullmq,graphile,taskhook; or 'delivery': the
+                          deliverer alone (bench/delivery.ts: bursts to 1 and 4 origins, write → 2xx,
+                          healthy-URL lag beside a hanging URL, bytes per delivery)
   --no-lateness-trigger   sweep without the lateness trigger (lateness then only in its own phase)
   --out FILE              JSON output (default bench/results/<timestamp>[-quick].json)
   DATABASE_URL            use this server (the bench creates and drops its own databases on it)
@@ -1092,6 +1094,14 @@ function report(results: any, facts: ReturnType<typeof machineFacts>, pg: Record
 // ---------------------------------------------------------------- main
 
 async function main() {
+  if (cfg.only.has('delivery')) {
+    // the deliverer alone, in its own file (bench/delivery.ts); nothing else runs
+    const { runDeliveryBench } = await import('./delivery.js');
+    const out = await runDeliveryBench({ quick: cfg.quick, burst: argv.burst ? Number(argv.burst) : undefined, tsx: argv.tsx!, verbose, log });
+    fs.mkdirSync(path.join(BENCH_DIR, 'results'), { recursive: true });
+    fs.writeFileSync(path.join(BENCH_DIR, 'results', `delivery-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify(out, null, 2));
+    return;
+  }
   const facts = machineFacts();
   facts.busyBeforeStart = await busyShare(500);
   log(`bench ${cfg.quick ? '--quick' : '(full)'} in ${tmp}; ${facts.nproc} cores, Node ${facts.node}`);

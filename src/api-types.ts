@@ -85,6 +85,12 @@ export interface Watch {
     /** next retry, while pending (ISO 8601 time) */
     next_attempt_at: string | null;
     last_response_status: number | null;
+    /** why the last attempt failed (a timeout, a refused connection, an HTTP status); null once delivered */
+    last_error: string | null;
+    /** the callback URL's health as the deliverers last saw it: healthy, failing, or circuit_open (its deliveries wait until circuit_open_until); null before any attempt */
+    endpoint_state: ("healthy" | "failing" | "circuit_open") | null;
+    /** while the circuit of this callback URL is open: when its deliveries are tried again (ISO 8601 time) */
+    circuit_open_until: string | null;
   } | null;
 }
 

@@ -121,6 +121,20 @@ export function createMetrics(o: MetricsOptions = {}) {
     registers,
   });
 
+  // This process's open circuit breakers (src/delivery/health.ts), by scope: two series whatever the number of URLs.
+  let circuits: (() => { urls: number; hosts: number }) | undefined;
+  new Gauge({
+    name: 'taskhook_open_circuits',
+    help: "Circuit breakers open in this process: scope=url (one callback URL's deliveries deferred) or scope=host (most URLs of a host failing)",
+    labelNames: ['scope'] as const,
+    registers,
+    collect() {
+      const n = circuits?.() ?? { urls: 0, hosts: 0 };
+      this.set({ scope: 'url' }, n.urls);
+      this.set({ scope: 'host' }, n.hosts);
+    },
+  });
+
   const submits = new Counter({
     name: 'taskhook_submits_total',
     help: 'Submits through taskhook (POST /v1/tasks) by outcome',
@@ -196,6 +210,10 @@ export function createMetrics(o: MetricsOptions = {}) {
     },
     endToEndLag(seconds: number) {
       endToEndLag.observe(Math.max(0, seconds));
+    },
+    /** where taskhook_open_circuits reads from (the deliverer's endpoint health) */
+    openCircuitsFrom(read: () => { urls: number; hosts: number }) {
+      circuits = read;
     },
   };
 }

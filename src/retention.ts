@@ -1,6 +1,9 @@
 // Retention: finished watches (delivered, undeliverable, cancelled) whose last change
 // is older than TASKHOOK_RETENTION_DAYS leave the database with their deliveries and
-// delivery attempts, then so do the task snapshots no watch refers to any more.
+// delivery attempts (and the event bodies no delivery refers to any more), then so do
+// the task snapshots no watch refers to any more. (Two purgers splitting one task's
+// watches between them in the same instant could each leave its body to the other:
+// a body row left behind, never a body missing.)
 // Idempotency keys of submits (task_submissions) go once past their 24 h whatever
 // TASKHOOK_RETENTION_DAYS says, even 0 (an accepted one stays while its watch does:
 // the dashboard shows what upstream first answered).
@@ -61,8 +64,13 @@ export async function purgeOnce(sql: Sql, retentionMs: number, batch = 500, shou
            order by updated_at
            limit ${batch}
            for update skip locked),
-        d as (delete from deliveries where watch_id in (select id from w) returning id),
+        d as (delete from deliveries where watch_id in (select id from w) returning id, body_id),
         a as (delete from delivery_attempts where delivery_id in (select id from d) returning 1),
+        -- an event's stored answer goes with the last delivery that refers to it (the
+        -- subquery sees the deliveries as they were before this statement: hence not in d)
+        b as (delete from event_bodies e
+               where e.id in (select body_id from d where body_id is not null)
+                 and not exists (select 1 from deliveries x where x.body_id = e.id and x.id not in (select id from d))),
         gone as (delete from watches where id in (select id from w) returning 1)
         select (select count(*) from gone)::int as watches, (select count(*) from d)::int as deliveries,
                (select count(*) from a)::int as attempts`,

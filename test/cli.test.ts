@@ -53,7 +53,7 @@ describe('--help', () => {
     const walk = (c: Command) => c.commands.forEach((sub) => (all.push(sub), walk(sub)));
     walk(buildProgram());
     const names = all.map((c) => c.name());
-    for (const n of ['serve', 'migrate', 'sim', 'rotate-encryption-key', 'doctor', 'submit', 'watch', 'list', 'get', 'cancel', 'redeliver', 'tenant', 'create', 'rotate-secret', 'listen']) {
+    for (const n of ['serve', 'migrate', 'sim', 'rotate-encryption-key', 'doctor', 'submit', 'watch', 'list', 'get', 'cancel', 'redeliver', 'tenant', 'create', 'rotate-secret', 'listen', 'endpoints']) {
       expect(names).toContain(n);
     }
     for (const c of all) {
@@ -135,11 +135,15 @@ describe('client commands against a running gateway', () => {
   });
 
   it('list, get --deliveries and redeliver show and act on that watch; --json prints the API objects', async () => {
-    const [list, listJson, get] = await Promise.all([
+    const [list, listJson, get, endpoints] = await Promise.all([
       taskhook(['list', '--status', 'delivered']),
       taskhook(['list', '--json', '--limit', '1']),
       taskhook(['get', delivered, '--deliveries']),
+      taskhook(['endpoints']),
     ]);
+    expect(endpoints.code, endpoints.stderr).toBe(0);
+    expect(endpoints.stdout.split('\n')[0]).toMatch(/^STATE\s+PENDING\s+NEXT TRY\s+URL\s+LAST ERROR$/);
+    expect(endpoints.stdout).toMatch(/^healthy\s+0\s+-\s+http:\/\/127\.0\.0\.1:\d+\//m);
     expect(list.code, list.stderr).toBe(0);
     expect(list.stdout.split('\n')[0]).toMatch(/^ID\s+STATUS\s+OUTCOME\s+TASK\s+CALLBACK\s+UPDATED$/);
     expect(list.stdout).toMatch(new RegExp(`^${delivered}\\s+delivered\\s+task\\.completed\\s`, 'm'));

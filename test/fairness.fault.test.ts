@@ -1,6 +1,7 @@
-// Fairness under load: one hanging endpoint, one tenant's huge backlog, or one
-// endpoint that keeps failing must not hold up anyone else's webhooks (per-endpoint
-// and per-tenant in-flight caps, endpoint circuit breaker; src/delivery/worker.ts).
+// Fairness under load: one hanging callback URL (on its own host or beside healthy ones
+// on the same host:port), one tenant's huge backlog, or one URL that keeps failing must
+// not hold up anyone else's webhooks (per-host, per-URL and per-tenant caps, a circuit
+// breaker per URL; src/delivery/admission.ts, health.ts).
 import net from 'node:net';
 import { createHash } from 'node:crypto';
 import { EventEmitter, once } from 'node:events';
@@ -9,8 +10,11 @@ import { startStack, type Stack } from './support/gateway.js';
 import { startReceiver, type Receiver } from './support/receiver.js';
 import { TEST_SIGNING_SECRET } from './support/env.js';
 
-/** The per-endpoint in-flight cap (createDeliverer's perEndpoint default). */
-const PER_ENDPOINT_CAP = 32;
+/**
+ * In flight to one callback URL (createDeliverer's defaults, src/delivery/admission.ts): ½ of
+ * the per-host cap of 32 while it is alone on its host, ¼ while other URLs there have work.
+ */
+const ALONE_CAP = 16;
 /** How much later than the baseline a healthy webhook may arrive while someone else misbehaves. */
 const LAG_SLACK_MS = 1_500;
 
@@ -106,9 +110,9 @@ describe('fairness between endpoints and tenants', () => {
           Array.from({ length: 20 }, () => register(s, s.upstream.createTask({ durationMs: 0, processingAfterMs: 0 }).task_id, hole.url)),
         );
       }
-      // maxOpen, not open: on a slow machine the first 32 may already have timed out and
+      // maxOpen, not open: on a slow machine the first ones may already have timed out and
       // opened the circuit by now, which is the behaviour under test too.
-      await hole.until(() => hole.stats.maxOpen >= 20);
+      await hole.until(() => hole.stats.maxOpen >= ALONE_CAP);
       const pendingToHole = await s.db.sql<{ n: number }[]>`
         select count(*)::int as n from watches where callback_url like ${hole.url + '%'} and status in ('watching', 'delivering')`;
 
@@ -123,11 +127,97 @@ describe('fairness between endpoints and tenants', () => {
       });
       expect(pendingToHole[0]!.n).toBeGreaterThanOrEqual(150);
       expect(during.max).toBeLessThanOrEqual(base.max + LAG_SLACK_MS);
-      expect(hole.stats.maxOpen).toBeGreaterThanOrEqual(20);
-      expect(hole.stats.maxOpen).toBeLessThanOrEqual(PER_ENDPOINT_CAP);
+      expect(hole.stats.maxOpen).toBe(ALONE_CAP);
     } finally {
       await s.close();
       await hole.close();
+    }
+  });
+
+  it("one tenant's 60 webhooks to a hanging URL do not delay another tenant's to a healthy URL on the same host:port", async () => {
+    // Real timeouts (15 s): the hanging URL's requests hold their connections for the whole test.
+    const s = await startStack({ TASKHOOK_DELIVERY_TIMEOUT_S: '15' });
+    s.receiver.byPath['/hang'] = { status: 200, hang: true };
+    try {
+      const base = await baseline(s);
+      await s.db.sql`
+        insert into tenants (id, name, api_key_hash, signing_secret)
+        values ('ten_hang', 'hang', ${sha256hex('thk_hang_tenant_key_0123456789')}, ${`whsec_${Buffer.alloc(32, 5).toString('base64')}`})`;
+      await s.db.sql`
+        insert into deliveries (id, tenant_id, watch_id, event_type, terminal, callback_url, endpoint, payload, next_attempt_at)
+        select 'msg_hang_' || i, 'ten_hang', 'wat_hang_' || i, 'task.completed', true, ${`${s.receiver.url}/hang`}, ${s.receiver.url},
+               '{"type":"task.completed","watch_id":"wat_hang_' || i || '"}', now()
+          from generate_series(1, 60) as i`;
+      // Alone on the host, the hanging URL takes ½ of its slots; the rest stays free for newcomers.
+      await s.receiver.waitFor((all) => all.filter((r) => r.path === '/hang').length >= ALONE_CAP);
+
+      const regs = await registerFinished(s, 10, `${s.receiver.url}/ok`);
+      const during = summary(await lags(s.receiver, regs));
+      const hangOpenNow = s.receiver.inFlight.get('/hang') ?? 0;
+      const hangMax = s.receiver.maxInFlight.get('/hang') ?? 0;
+      console.info('[fairness/hanging URL on a shared host]', {
+        baseline_ms: base,
+        healthy_url_same_host_ms: during,
+        hanging_in_flight_now: hangOpenNow,
+        hanging_in_flight_max: hangMax,
+        hanging_requests: s.receiver.received.filter((r) => r.path === '/hang').length,
+      });
+      expect(hangOpenNow).toBe(ALONE_CAP); // still hanging: the healthy ones went beside it, not after it
+      expect(hangMax).toBe(ALONE_CAP);
+      expect(s.receiver.received.filter((r) => r.path === '/hang')).toHaveLength(ALONE_CAP);
+      expect(during.max).toBeLessThan(5_000);
+      expect(during.max).toBeLessThanOrEqual(base.max + LAG_SLACK_MS);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("a failing URL's circuit leaves its host's other URLs untouched", async () => {
+    const s = await startStack({ TASKHOOK_RETRY_SCHEDULE: Array(8).fill('100ms').join(',') });
+    s.receiver.byPath['/fail'] = { status: 500, body: 'down' };
+    const failUrl = `${s.receiver.url}/fail`;
+    try {
+      const base = await baseline(s);
+      const failing = await registerFinished(s, 6, failUrl);
+      // The URL's circuit has opened once its queue is pushed out by ~30 s.
+      const started = Date.now();
+      for (;;) {
+        const [open] = await s.db.sql<{ n: number }[]>`
+          select count(*)::int as n from deliveries
+           where callback_url = ${failUrl} and status = 'pending' and next_attempt_at > now() + interval '10 seconds'`;
+        if (open!.n > 0) break;
+        if (Date.now() - started > 10_000) throw new Error("the failing URL's circuit never opened");
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const failedSoFar = s.receiver.received.filter((r) => r.path === '/fail').length;
+      const during = summary(await lags(s.receiver, await registerFinished(s, 10, `${s.receiver.url}/ok`)));
+      // (the receiver has them all; their completions commit a moment later)
+      let okRows: { n: number; delivered: number } | undefined;
+      for (const until = Date.now() + 10_000; Date.now() < until; await new Promise((r) => setTimeout(r, 20))) {
+        [okRows] = await s.db.sql<{ n: number; delivered: number }[]>`
+          select count(*)::int as n, count(*) filter (where status = 'delivered')::int as delivered
+            from deliveries where callback_url = ${`${s.receiver.url}/ok`}`;
+        if (okRows!.delivered === 10) break;
+      }
+      console.info('[fairness/failing URL on a shared host]', { baseline_ms: base, healthy_url_same_host_ms: during, fail_requests: failedSoFar });
+      expect(okRows).toEqual({ n: 10, delivered: 10 });
+      expect(during.max).toBeLessThanOrEqual(base.max + LAG_SLACK_MS);
+      expect(s.receiver.received.filter((r) => r.path === '/fail').length).toBe(failedSoFar); // still open
+
+      // Visible: the tenant's endpoint listing and the watch's last_delivery say which URL is open, until when.
+      const listed = (await s.api('/v1/endpoints')).json.data as Array<Record<string, any>>;
+      const fail = listed.find((e) => e.url === failUrl)!;
+      expect(fail).toMatchObject({ state: 'circuit_open', last_error: 'receiver answered HTTP 500' });
+      expect(Date.parse(fail.circuit_open_until)).toBeGreaterThan(Date.now() + 10_000);
+      expect(fail.pending).toBeGreaterThan(0);
+      expect(Date.parse(fail.next_attempt_at)).toBeGreaterThan(Date.now() + 10_000);
+      expect(listed.find((e) => e.url === `${s.receiver.url}/ok`)).toMatchObject({ state: 'healthy', pending: 0, circuit_open_until: null });
+      expect(listed[0]!.url).toBe(failUrl); // failing ones first
+      const watch = (await s.api(`/v1/watches/${failing[0]!.id}`)).json;
+      expect(watch.last_delivery).toMatchObject({ status: 'pending', endpoint_state: 'circuit_open', last_error: 'receiver answered HTTP 500' });
+      expect(watch.last_delivery.circuit_open_until).toBe(fail.circuit_open_until);
+    } finally {
+      await s.close();
     }
   });
 

@@ -24,6 +24,7 @@ const METRICS = {
   taskhook_end_to_end_lag_seconds: 'histogram',
   taskhook_due_tasks: 'gauge',
   taskhook_pending_deliveries: 'gauge',
+  taskhook_open_circuits: 'gauge',
   taskhook_submits_total: 'counter',
   taskhook_submit_upstream_duration_seconds: 'histogram',
 } as const;
@@ -34,6 +35,7 @@ const LABEL_VALUES: Record<string, RegExp> = {
   status_class: /^([1-5]xx|other|none)$/,
   code: /^(task_not_found|upstream_unauthorized|watch_expired)$/,
   engine: /^(poller|deliverer)$/,
+  scope: /^(url|host)$/,
   le: /^(\+Inf|\d+(\.\d+)?(e[-+]?\d+)?)$/,
 };
 

@@ -21,6 +21,7 @@ import { tenantRoutes } from './tenant.js';
 import { watchRoutes } from './watches.js';
 import { docsRoutes } from './openapi/index.js';
 import { dashboardRoutes } from '../dashboard/routes.js';
+import { endpointRoutes } from './endpoints.js';
 import { eventRoutes, type EventStreamOptions } from './events.js';
 import { throttledAuth, type AuthThrottle } from './auth-throttle.js';
 
@@ -118,6 +119,7 @@ export function createApp(deps: AppDeps) {
   v1.route('/watches', watchRoutes(deps));
   v1.route('/tasks', taskRoutes(deps));
   v1.route('/events', eventRoutes(deps, deps.eventStream));
+  v1.route('/endpoints', endpointRoutes(deps));
   if (deps.tenantStore) v1.route('/tenant', tenantRoutes({ ...deps, tenantStore: deps.tenantStore }));
   // Before /v1: admin requests must never reach the tenant-key middleware.
   app.route('/v1/admin', adminRoutes(deps));

@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import type { TenantDirectory } from '../tenancy/directory.js';
 import { outboxIdPrefix } from '../delivery/outbox.js';
 import { signatureHeader } from '../delivery/sign.js';
+import { bodySql } from '../delivery/sql.js';
 import type { AppEnv } from './app.js';
 import { BadRequest, TooManyRequests } from './errors.js';
 
@@ -83,9 +84,9 @@ export async function outboxPage(sql: Sql, tenantId: string, after: string, batc
     select id, watch_id, event_type, case when running - len < ${maxBytes} then payload end as payload from (
       select id, watch_id, event_type, payload, octet_length(payload) as len,
              sum(octet_length(payload)) over (order by id) as running
-        from deliveries
-       where tenant_id = ${tenantId} and id > ${after}
-       order by id limit ${batchSize}) p
+        from (select d.id, d.watch_id, d.event_type, ${bodySql(sql)} as payload from deliveries d
+               where d.tenant_id = ${tenantId} and d.id > ${after}
+               order by d.id limit ${batchSize}) q) p
      order by id`;
   const cut = rows.findIndex((r) => r.payload === null);
   if (cut === -1) return { rows: rows as Array<Row & { payload: string }>, more: rows.length === batchSize };

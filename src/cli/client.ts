@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { CliError } from './errors.js';
 import { call, HttpError, type Target } from './http.js';
-import { attemptTable, statusLine, tenantTable, watchDetails, watchTable, type Attempt, type TenantSummary, type Watch } from './format.js';
+import { attemptTable, endpointTable, statusLine, tenantTable, watchDetails, watchTable, type Attempt, type Endpoint, type TenantSummary, type Watch } from './format.js';
 import { waitForWatch } from './wait.js';
 
 export interface Io {
@@ -224,3 +224,10 @@ export async function rotateSecret(t: Target, io: Io): Promise<number> {
   return 0;
 }
 
+
+/** `taskhook endpoints`: the health of the tenant's callback URLs (GET /v1/endpoints). */
+export async function endpoints(t: Target, io: Io): Promise<number> {
+  const { json } = await call<{ data: Endpoint[] }>(t, 'GET', '/v1/endpoints');
+  print(io, json.data.length === 0 ? 'no webhooks attempted yet\n' : endpointTable(json.data), json);
+  return 0;
+}

@@ -46,7 +46,8 @@ function deliveryPart(w: Watch): string | undefined {
   const d = w.last_delivery;
   if (!d) return undefined;
   const http = d.last_response_status !== null ? `, HTTP ${d.last_response_status}` : '';
-  return `webhook ${d.webhook_id} ${d.status} (${d.attempts} attempt${d.attempts === 1 ? '' : 's'}${http})`;
+  const circuit = d.circuit_open_until ? `; callback URL's circuit open until ${d.circuit_open_until}` : '';
+  return `webhook ${d.webhook_id} ${d.status} (${d.attempts} attempt${d.attempts === 1 ? '' : 's'}${http})${circuit}`;
 }
 
 /** Ended in anything but task.completed: never shown as a plain "delivered". */
@@ -116,5 +117,23 @@ export function tenantTable(tenants: TenantSummary[]): string {
   return table(
     ['ID', 'NAME', 'UPSTREAM', 'CREATED', 'DISABLED'],
     tenants.map((t) => [t.tenant_id, t.name, t.upstream_base_url, t.created_at, t.disabled_at ?? '-']),
+  );
+}
+
+/** GET /v1/endpoints' object (src/api/openapi/schemas.ts, endpointSchema). */
+export type { Endpoint } from '../api/openapi/schemas.js';
+import type { Endpoint } from '../api/openapi/schemas.js';
+
+/** The tenant's callback URLs and their health: failing ones first, as the API orders them. */
+export function endpointTable(endpoints: Endpoint[]): string {
+  return table(
+    ['STATE', 'PENDING', 'NEXT TRY', 'URL', 'LAST ERROR'],
+    endpoints.map((e) => [
+      e.state === 'circuit_open' ? 'circuit open' : e.state,
+      String(e.pending),
+      e.circuit_open_until ?? e.next_attempt_at ?? '-',
+      e.url,
+      e.state === 'healthy' || !e.last_error ? '-' : e.last_error,
+    ]),
   );
 }

@@ -151,6 +151,11 @@ export function buildProgram(): Command {
   ).action(async (id: string, o: GatewayOpts) => done(await (await client()).redeliver(target(o, 'tenant'), io(o), id)));
 
   gatewayOptions(
+    program.command('endpoints').description("the health of the tenant's callback URLs: healthy, failing, circuit open until; pending webhooks; last error"),
+    'tenant',
+  ).action(async (o: GatewayOpts) => done(await (await client()).endpoints(target(o, 'tenant'), io(o))));
+
+  gatewayOptions(
     program.command('rotate-secret').description("rotate the tenant's signing secret (the old one keeps signing for 24 h)"),
     'tenant',
   ).action(async (o: GatewayOpts) => done(await (await client()).rotateSecret(target(o, 'tenant'), io(o))));

@@ -36,6 +36,7 @@ pre{margin:0;background:#f6f8fa;border:1px solid #eaeef2;border-radius:6px;paddi
 .s-delivered{background:#dafbe1;color:#1a7f37}.s-undeliverable{background:#ffebe9;color:#cf222e}
 .s-cancelled{background:#eaeef2;color:#57606a}.s-pending{background:#fff8c5;color:#9a6700}
 .state{display:inline-flex;gap:4px;flex-wrap:wrap}.s-delivered.ended-badly{background:#eaeef2;color:#57606a}
+.h-healthy{background:#dafbe1;color:#1a7f37}.h-failing{background:#fff8c5;color:#9a6700}.h-circuit_open{background:#ffebe9;color:#cf222e}
 .o-ok{background:#dafbe1;color:#1a7f37}.o-bad{background:#ffebe9;color:#cf222e}.o-neutral{background:#eaeef2;color:#57606a}
 .http-ok{color:#1a7f37;font-weight:600}.http-bad{color:#cf222e;font-weight:600}
 .muted{color:#57606a}.small{font-size:12px}

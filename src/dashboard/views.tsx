@@ -35,6 +35,20 @@ function when(iso: string | null | undefined): Child {
 
 const StatusBadge: FC<{ status: string }> = ({ status }) => <span class={`badge s-${status}`}>{status}</span>;
 
+const HEALTH_LABEL: Record<string, string> = { healthy: 'healthy', failing: 'failing', circuit_open: 'circuit open' };
+
+/** The callback URL's health and, while its webhook waits, when it is tried next (src/delivery/health.ts). */
+const EndpointHealthCell: FC<{ d: WatchView['last_delivery'] }> = ({ d }) => {
+  if (!d || d.endpoint_state === null) return <span class="muted">—</span>;
+  const until = d.circuit_open_until ?? (d.status === 'pending' ? d.next_attempt_at : null);
+  return (
+    <span data-testid="endpoint-health" title={d.last_error ?? undefined}>
+      <span class={`badge h-${d.endpoint_state}`}>{HEALTH_LABEL[d.endpoint_state]}</span>
+      {until ? <span class="muted small"> · next try {when(until)}</span> : null}
+    </span>
+  );
+};
+
 const OUTCOME_CLASS: Record<string, string> = { 'task.completed': 'o-ok', 'task.failed': 'o-bad', 'watch.failed': 'o-bad', 'task.cancelled': 'o-neutral' };
 
 /**
@@ -217,13 +231,14 @@ export const WatchesPage: FC<{
           <th>Status</th>
           <th>Polls</th>
           <th>Last delivery</th>
+          <th>Callback health</th>
           <th>Updated</th>
         </tr>
       </thead>
       <tbody>
         {p.watches.length === 0 ? (
           <tr>
-            <td colspan={6} class="muted">
+            <td colspan={7} class="muted">
               No watches{p.filter.status || p.filter.task_id ? ' match this filter' : ' yet'}.
             </td>
           </tr>
@@ -247,6 +262,9 @@ export const WatchesPage: FC<{
                 ) : (
                   <span class="muted">—</span>
                 )}
+              </td>
+              <td>
+                <EndpointHealthCell d={w.last_delivery} />
               </td>
               <td class="small">{when(w.updated_at)}</td>
             </tr>
@@ -353,11 +371,16 @@ export const WatchPage: FC<{ nonce: string; session: Signed; watch: WatchView; a
             <dd>{when(w.updated_at)}</dd>
             <dt>metadata</dt>
             <dd class="mono">{JSON.stringify(w.metadata)}</dd>
+            <dt>callback health</dt>
+            <dd>
+              <EndpointHealthCell d={w.last_delivery} />
+            </dd>
             <dt>last delivery</dt>
             <dd>
               {w.last_delivery ? (
                 <>
                   <StatusBadge status={w.last_delivery.status} /> <span class="mono">{w.last_delivery.webhook_id}</span>
+                  {w.last_delivery.last_error ? <div class="small muted">{w.last_delivery.last_error}</div> : null}
                 </>
               ) : (
                 <span class="muted">none yet</span>

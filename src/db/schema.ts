@@ -11,6 +11,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   real,
   smallint,
   text,
@@ -155,7 +156,19 @@ export const deliveries = pgTable(
     callbackUrl: text('callback_url').notNull(),
     /** scheme://host:port of the callback: the unit of concurrency caps and the circuit breaker */
     endpoint: text('endpoint'),
+    /**
+     * The exact body, on rows written by releases before event_bodies; '' on rows that
+     * reference one (bodyId), whose body the claim composes (src/delivery/sql.ts, bodySql).
+     */
     payload: text('payload').notNull(),
+    /** the event's stored answer (event_bodies.id), shared by every watch of the task; null on older rows */
+    bodyId: bigint('body_id', { mode: 'number' }),
+    /**
+     * Claims by a release that composes bodies. A claim of a row with a bodyId that does not
+     * bump it (the previous release's claim, which would send payload '') is skipped by a
+     * trigger (migrations/0009_event_bodies.sql): during a rolling upgrade only this release sends such rows.
+     */
+    composedClaims: integer('composed_claims').notNull().default(0),
     /** pending | delivered | undeliverable | cancelled */
     status: text('status').notNull().default('pending'),
     attempts: integer('attempts').notNull().default(0),
@@ -175,7 +188,49 @@ export const deliveries = pgTable(
     // GET /v1/events: a tenant's events in id (= time) order, resumable from an id
     index('deliveries_tenant_id_idx').on(t.tenantId, t.id),
     index('deliveries_endpoint_pending_idx').on(t.endpoint).where(sql`status = 'pending'`),
+    // retention: is an event body still referenced?
+    index('deliveries_body_idx').on(t.bodyId).where(sql`body_id is not null`),
   ],
+);
+
+/**
+ * One row per event of a task (its terminal outcome, its first `processing`): the head
+ * of the webhook body (type and timestamp) and upstream's object as text, stored once
+ * however many watches the task has. Each watch's body is composed from it at send time:
+ * head + watch id + metadata + data, the same bytes on every retry and redelivery.
+ */
+export const eventBodies = pgTable(
+  'event_bodies',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    tenantId: text('tenant_id').notNull(),
+    taskId: text('task_id').notNull(),
+    eventType: text('event_type').notNull(),
+    head: text('head').notNull(),
+    data: text('data').notNull(),
+    createdAt: ts('created_at').notNull().defaultNow(),
+  },
+  (t) => [index('event_bodies_created_idx').on(t.createdAt)],
+);
+
+/**
+ * What the deliverers last saw of one tenant's callback URL (written when its state
+ * changes, by whichever process saw it): healthy, failing (answers that are not 2xx/4xx,
+ * timeouts), or circuit open until openUntil. GET /v1/endpoints and last_delivery read it.
+ */
+export const endpointHealth = pgTable(
+  'endpoint_health',
+  {
+    tenantId: text('tenant_id').notNull(),
+    url: text('url').notNull(),
+    /** healthy | failing | open */
+    state: text('state').notNull(),
+    openUntil: ts('open_until'),
+    lastError: text('last_error'),
+    lastErrorAt: ts('last_error_at'),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.url] })],
 );
 
 export const deliveryAttempts = pgTable(

@@ -18,11 +18,12 @@ export function giveUpData(taskId: string, code: GiveUpCode): string {
 }
 
 /**
- * The webhook body is assembled in SQL, in the statement that decides the event (see
- * src/poller/poller.ts): webhookHead() + watch id + `","metadata":` + the watch's
- * metadata + `,"data":` + upstream's object spliced in as text, so it reaches the
- * receiver byte for byte (no re-serialisation), unknown fields and all. This is the
- * body up to the watch id's opening quote.
+ * The webhook body is webhookHead() + watch id + `","metadata":` + the watch's metadata +
+ * `,"data":` + upstream's object spliced in as text, so it reaches the receiver byte for
+ * byte (no re-serialisation), unknown fields and all. The statement that decides the event
+ * (src/poller/poller.ts, outboxCtes) stores the head and the data once per task and event
+ * (event_bodies); the claim composes each watch's body (src/delivery/sql.ts, bodySql).
+ * This is the body up to the watch id's opening quote.
  */
 export function webhookHead(type: EventType, timestamp: Date): string {
   return `{"type":${JSON.stringify(type)},"timestamp":${JSON.stringify(timestamp.toISOString())},"watch_id":"`;

@@ -1,39 +1,27 @@
-// The deliverer: claims due outbox rows under a lease, sends each once, records the
-// attempt and decides the next step, with every write guarded by the lease token so
-// a worker that lost its lease can't overwrite the newer owner's result.
+// The deliverer, wiring: a claim loop (engine/loop.ts) over the outbox, one send per
+// claimed row through fair send slots, the result recorded in batches, endpoint health
+// updated after. The decisions are elsewhere, pure: who may be claimed and who may send
+// (admission.ts), what an answer means for the URL and its host (health.ts), what is
+// recorded (decide.ts); every statement is in sql.ts.
 //
-// Fairness: at most `perEndpoint` attempts in flight per callback origin (a semaphore;
-// the claim takes up to twice that per origin, so the next requests are already leased
-// and waiting when a slot frees, rather than a claim round trip later) and `perTenant`
-// claimed per tenant (saturated ones are skipped by the claim), and a circuit
-// breaker that defers an endpoint's queue when it keeps failing: one slow or dead
-// receiver, or one tenant's backlog, can't hold up everyone else's webhooks.
+// Isolation (README, "Fairness"): per host at most `perHost` requests in flight, per
+// callback URL ¼ of that and per tenant on a host ½; a circuit breaker per URL, and one
+// per host only when most of its URLs are open; Retry-After defers the URL that said it.
 import type { Sql } from '../db/client.js';
-import { Breaker, overranDeadline } from '../engine/breaker.js';
 import { ClaimLoop } from '../engine/loop.js';
+import { BatchWriter } from '../engine/batch.js';
 import { noFaults, type Fault } from '../faults.js';
 import type { TenantDirectory } from '../tenancy/directory.js';
 import type { Logger } from '../log.js';
+import { completedAtSeconds, type Metrics } from '../metrics.js';
 import type { Sender, SendResult } from './send.js';
-import { decideAfterAttempt } from './retry.js';
-import { BatchWriter } from '../engine/batch.js';
-import { KeyedSemaphore } from '../engine/keyed-semaphore.js';
-import { completedAtSeconds, type DeliveryOutcome, type Metrics } from '../metrics.js';
+import { capsFor, claimCapsFor, FairSlots, Ledger, type Lane } from './admission.js';
+import { EndpointHealth, judgeAttempt } from './health.js';
+import { ATTEMPT_MESSAGES, DELIVERY_OUTCOMES, recordFor } from './decide.js';
+import { claimDeliveries, completeDeliveries, deferQueued, handBackDeliveries, recordEndpointHealth, type ClaimedDelivery, type Completion, type HandBack } from './sql.js';
 
-export interface ClaimedDelivery {
-  id: string;
-  tenant_id: string;
-  watch_id: string;
-  terminal: boolean;
-  callback_url: string;
-  endpoint: string;
-  payload: string;
-  retry_step: number;
-  lease_token: string;
-  /** never acknowledged before (a redelivery of a delivered event is not) */
-  first_delivery: boolean;
-  claimed_at: number;
-}
+export { storedExcerpt } from './decide.js';
+export type { ClaimedDelivery } from './sql.js';
 
 export interface DelivererOptions {
   sql: Sql;
@@ -47,9 +35,15 @@ export interface DelivererOptions {
   deliveryTimeoutMs: number;
   batchSize?: number;
   maxInFlight?: number;
-  perEndpoint?: number;
+  /** requests in flight per host (scheme://host:port): the politeness ceiling (32) */
+  perHost?: number;
+  /** per callback URL (¼ of perHost) */
+  perUrl?: number;
+  /** per tenant on one host (½ of perHost) */
+  perTenantHost?: number;
+  /** claimed per tenant across hosts (½ of maxInFlight) */
   perTenant?: number;
-  breaker?: Breaker;
+  health?: EndpointHealth;
   idleMs?: number;
   random?: () => number;
   now?: () => number;
@@ -58,50 +52,25 @@ export interface DelivererOptions {
   metrics?: Metrics;
 }
 
-const EXCERPT_STORED = 1024;
-/** how long a slot stays taken after an attempt that got no answer (see attemptWithSlot) */
-const SLOT_GRACE_MS = 100;
-
-const DELIVERY_OUTCOMES = { delivered: 'delivered', pending: 'retry', undeliverable: 'undeliverable' } as const satisfies Record<string, DeliveryOutcome>;
-const ATTEMPT_MESSAGES = {
-  delivered: 'webhook delivered',
-  pending: 'webhook attempt failed; will retry',
-  undeliverable: 'webhook undeliverable; giving up',
-} as const;
-
 /**
- * What is kept of a receiver's answer in delivery_attempts: at most `maxBytes` of
- * UTF-8, cut at a character boundary, without NUL characters (Postgres text refuses
- * them, and one would fail the whole completion batch it is written in).
+ * How long a slot stays taken after an attempt that got no answer (a timeout, a broken
+ * connection): our socket is closed but the receiver may not have noticed yet, and a new
+ * connection at once would have it see more than the cap (seen on a loaded box at 100 ms).
  */
-export function storedExcerpt(text: string, maxBytes = EXCERPT_STORED): string {
-  const bytes = Buffer.from(text.replace(/\u0000/g, ''), 'utf8');
-  if (bytes.length <= maxBytes) return bytes.toString('utf8');
-  let end = maxBytes;
-  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--; // don't split a multi-byte character
-  return bytes.subarray(0, end).toString('utf8');
+const SLOT_GRACE_MS = 500;
+/** Claim rounds per claim: each skips the keys the previous one found full. */
+const CLAIM_ROUNDS = 8;
+
+interface Job extends ClaimedDelivery {
+  lane: Lane;
+  claimedAt: number;
 }
 
-class Counter {
-  private readonly counts = new Map<string, number>();
-  inc(k: string) {
-    this.counts.set(k, (this.counts.get(k) ?? 0) + 1);
-  }
-  dec(k: string) {
-    const n = (this.counts.get(k) ?? 1) - 1;
-    if (n <= 0) this.counts.delete(k);
-    else this.counts.set(k, n);
-  }
-  get(k: string): number {
-    return this.counts.get(k) ?? 0;
-  }
-  entries(): Array<[string, number]> {
-    return [...this.counts];
-  }
-  atLeast(limit: number): string[] {
-    return [...this.counts].filter(([, n]) => n >= limit).map(([k]) => k);
-  }
-}
+const laneOf = (d: ClaimedDelivery): Lane => ({
+  host: d.endpoint ?? /^[a-z][a-z0-9+.-]*:\/\/[^/?#]+/i.exec(d.callback_url)?.[0] ?? d.callback_url,
+  url: d.callback_url,
+  tenant: d.tenant_id,
+});
 
 export function createDeliverer(o: DelivererOptions) {
   const { sql, log, leaseMs } = o;
@@ -110,293 +79,165 @@ export function createDeliverer(o: DelivererOptions) {
   const fault = o.fault ?? noFaults;
   const metrics = o.metrics;
   const maxInFlight = o.maxInFlight ?? 256;
-  const perEndpoint = o.perEndpoint ?? 32;
-  const perTenant = o.perTenant ?? Math.max(1, Math.floor(maxInFlight / 2));
-  /** claimed (sending or waiting for a send slot) per endpoint */
-  const claimAhead = perEndpoint * 2;
-  const sendSlots = new KeyedSemaphore(perEndpoint);
-  const breaker = o.breaker ?? new Breaker({ threshold: 5, baseOpenMs: 30_000, maxOpenMs: 600_000 });
-  const byEndpoint = new Counter();
-  const byTenant = new Counter();
+  const caps = capsFor(o.perHost ?? 32, { perUrl: o.perUrl, perTenantHost: o.perTenantHost });
+  const claimCaps = claimCapsFor(caps, o.perTenant ?? Math.max(1, Math.floor(maxInFlight / 2)));
+  const slots = new FairSlots(caps);
+  const health = o.health ?? new EndpointHealth();
+  metrics?.openCircuitsFrom(() => health.openCount(now()));
+  /** rows this process holds leased (sending or waiting for a send slot), by key */
+  const leased = new Ledger();
+  const holding = new Set<Job>();
+  const completions = new BatchWriter<Completion, boolean>(async (rows) => {
+    const kept = await completeDeliveries(sql, rows);
+    return rows.map((r) => kept.has(r.id));
+  }, 500, 5);
+  const handBacks = new BatchWriter<HandBack, void>(async (rows) => {
+    await handBackDeliveries(sql, rows);
+    return rows.map(() => undefined);
+  }, 500, 0);
+  const loop = new ClaimLoop<Job>({
+    name: 'deliverer',
+    claim,
+    work,
+    release: (jobs) => Promise.all(jobs.map((j) => handBack(j, 0))).then(() => undefined),
+    maxInFlight,
+    batchSize: o.batchSize ?? 100,
+    idleMs: o.idleMs ?? 250,
+    log,
+  });
 
-  /**
-   * Claims due deliveries without taking any endpoint past `perEndpoint` or tenant past
-   * `perTenant`, counting what the batch itself takes (one batch of a backlog must not
-   * open 100 connections to one receiver). Rows skipped because their endpoint or tenant
-   * filled up stay due; the next round excludes those now-full keys and reads further down
-   * the queue, so one backlog at the head can't hide everyone else's deliveries.
-   */
-  async function claim(limit: number): Promise<ClaimedDelivery[]> {
-    const claimed: ClaimedDelivery[] = [];
-    for (let round = 0; round < 8 && claimed.length < limit; round++) {
-      const { rows, skipped } = await claimRound(limit - claimed.length);
-      claimed.push(...rows);
+  async function claim(limit: number): Promise<Job[]> {
+    const claimed: Job[] = [];
+    for (let round = 0; round < CLAIM_ROUNDS && claimed.length < limit; round++) {
+      const rows = await claimDeliveries(sql, { limit: limit - claimed.length, leaseMs, caps: claimCaps, held: leased });
+      const at = now();
+      for (const r of rows) {
+        const job: Job = { ...r, lane: laneOf(r), claimedAt: at };
+        leased.add(job.lane);
+        holding.add(job);
+        claimed.push(job);
+      }
+      // (an empty result means the locked head was empty: its first row always fits)
+      const skipped = rows.length > 0 ? rows[0]!.seen - rows.length : 0;
       if (skipped === 0) break;
     }
     metrics?.claimed('deliverer', claimed.length);
     return claimed;
   }
 
-  async function claimRound(limit: number): Promise<{ rows: ClaimedDelivery[]; skipped: number }> {
-    // One statement (one round trip, one commit): lock the due head of the queue past
-    // the full endpoints and tenants, rank each row within its endpoint and its tenant,
-    // and lease only the rows that fit the room those have left in this process.
-    const endpoints = byEndpoint.entries();
-    const tenants = byTenant.entries();
-    const rows = await sql<(ClaimedDelivery & { seen: number })[]>`
-      with c as (
-        select id, endpoint, tenant_id, next_attempt_at from deliveries
-         where status = 'pending' and next_attempt_at <= now()
-           and endpoint <> all(${byEndpoint.atLeast(claimAhead)}::text[])
-           and tenant_id <> all(${byTenant.atLeast(perTenant)}::text[])
-         order by next_attempt_at
-         limit ${limit}
-         for update skip locked
-      ), ranked as (
-        select c.id,
-               row_number() over (partition by c.endpoint order by c.next_attempt_at, c.id) as in_endpoint,
-               row_number() over (partition by c.tenant_id order by c.next_attempt_at, c.id) as in_tenant,
-               ${claimAhead} - coalesce(e.n, 0) as endpoint_room,
-               ${perTenant} - coalesce(t.n, 0) as tenant_room
-          from c
-          left join unnest(${endpoints.map(([k]) => k)}::text[], ${endpoints.map(([, n]) => n)}::int[]) as e(k, n) on e.k = c.endpoint
-          left join unnest(${tenants.map(([k]) => k)}::text[], ${tenants.map(([, n]) => n)}::int[]) as t(k, n) on t.k = c.tenant_id
-      )
-      update deliveries d
-         set lease_token = gen_random_uuid(),
-             next_attempt_at = now() + ${leaseMs} * interval '1 millisecond',
-             attempts = d.attempts + 1,
-             updated_at = now()
-        from ranked r
-       where d.id = r.id and r.in_endpoint <= r.endpoint_room and r.in_tenant <= r.tenant_room
-      returning d.id, d.tenant_id, d.watch_id, d.terminal, d.callback_url, d.endpoint, d.payload, d.retry_step, d.lease_token,
-                d.delivered_at is null as first_delivery, (select count(*) from c)::int as seen`;
-    const at = now();
-    for (const r of rows) {
-      r.claimed_at = at;
-      byEndpoint.inc(r.endpoint);
-      byTenant.inc(r.tenant_id);
-      slotsHeld.add(r);
-    }
-    // (an empty result means the locked head was empty: its first row always fits)
-    const skipped = rows.length > 0 ? rows[0]!.seen - rows.length : 0;
-    return { rows, skipped };
-  }
-
-  interface Completion {
-    id: string;
-    token: string;
-    status: string;
-    retryStep: number;
-    delayMs: number;
-    responseStatus: number | null;
-    error: string | null;
-    lastError: string | null;
-    excerpt: string | null;
-    attemptedAt: string;
-    durationMs: number;
-  }
-
   /**
-   * Attempt results, many per statement: the lease-guarded delivery update, the
-   * attempt log row (written even for a stale worker: the request did happen) and
-   * the watch's final status, all atomic. Resolves per item: was the lease still ours?
+   * Gives back the job's claim on its keys; once per claim, as soon as the receiver has
+   * answered (the caps bound load on receivers; recording the result is our database's
+   * business, so a fast receiver isn't held to the pace of our completion batches).
    */
-  const completions = new BatchWriter<Completion, boolean>(async (rows) => {
-    const col = <K extends keyof Completion>(k: K) => rows.map((r) => r[k]);
-    const kept = await sql<{ id: string }[]>`
-      with r as (
-        select * from unnest(
-          ${col('id')}::text[], ${col('token')}::uuid[], ${col('status')}::text[], ${col('retryStep')}::int[],
-          ${col('delayMs')}::float8[], ${col('responseStatus')}::int[], ${col('error')}::text[], ${col('lastError')}::text[],
-          ${col('excerpt')}::text[], ${col('attemptedAt')}::timestamptz[], ${col('durationMs')}::int[]
-        ) as r(id, token, status, retry_step, delay_ms, response_status, error, last_error, excerpt, attempted_at, duration_ms)
-      ), d as (
-        update deliveries d
-           set status = r.status, retry_step = r.retry_step,
-               next_attempt_at = now() + r.delay_ms * interval '1 millisecond',
-               lease_token = null, last_response_status = r.response_status, last_error = r.last_error,
-               delivered_at = case when r.status = 'delivered' then now() end, updated_at = now()
-          from r
-         where d.id = r.id and d.lease_token = r.token
-        returning d.id, d.watch_id, d.terminal, d.status
-      ), a as (
-        insert into delivery_attempts (delivery_id, attempted_at, duration_ms, response_status, error, response_excerpt)
-        select r.id, r.attempted_at, r.duration_ms, r.response_status,
-               case when exists (select 1 from d where d.id = r.id) then r.error
-                    else coalesce(r.error, 'ok') || ' (late: lease had passed to another worker)' end,
-               r.excerpt
-          from r
-      ), w as (
-        update watches w set status = d.status, updated_at = now()
-          from d
-         where w.id = d.watch_id and d.terminal and d.status <> 'pending' and w.status = 'delivering'
-      )
-      select id from d`;
-    const ok = new Set(kept.map((k) => k.id));
-    return rows.map((r) => ok.has(r.id));
-  }, 500, 5);
-
-  async function release(items: ClaimedDelivery[]) {
-    await sql`
-      update deliveries d set lease_token = null, next_attempt_at = now(), attempts = greatest(d.attempts - 1, 0)
-        from unnest(${items.map((d) => d.id)}::text[], ${items.map((d) => d.lease_token)}::uuid[]) as r(id, token)
-       where d.id = r.id and d.lease_token = r.token`;
+  function releaseClaim(job: Job) {
+    if (!holding.delete(job)) return;
+    leased.remove(job.lane);
+    // A capped key with a backlog has room again: claim its next rows now, not after the
+    // idle sleep (at half the cap, so refills come in batches while the rest is being sent).
+    const l = job.lane;
+    if (
+      leased.url.get(l.url) === claimCaps.perUrl >> 1 ||
+      leased.host.get(l.host) === claimCaps.perHost >> 1 ||
+      leased.tenant.get(l.tenant) === claimCaps.perTenant >> 1
+    )
+      loop.wake();
   }
 
-  /** Push an endpoint's waiting deliveries past `ms`, without touching their retry budget. */
-  async function deferEndpoint(endpoint: string, ms: number) {
-    const moved = await sql`
-      update deliveries
-         set next_attempt_at = greatest(next_attempt_at, now() + (${ms} + random() * ${Math.min(5_000, ms * 0.1)}) * interval '1 millisecond')
-       where endpoint = ${endpoint} and status = 'pending' and lease_token is null`;
-    log.warn({ endpoint, pause_ms: ms, deliveries: moved.count }, 'endpoint keeps failing; circuit open');
-  }
-
-  async function trackEndpointHealth(endpoint: string, result: SendResult) {
-    const out = result.outcome;
-    if (out.kind === 'error' && overranDeadline(result.durationMs, o.deliveryTimeoutMs)) return; // we were paused, not the receiver
-    if (out.kind === 'response' && out.status < 500 && out.status !== 429) {
-      breaker.success(endpoint); // reachable and answering, even if it said no
-      return;
-    }
-    if (out.kind === 'response' && (out.status === 429 || out.status === 503) && out.retryAfterMs !== undefined) {
-      if (breaker.block(endpoint, now(), Math.min(out.retryAfterMs, 3_600_000))) await deferEndpoint(endpoint, out.retryAfterMs);
-      return;
-    }
-    const ms = breaker.failure(endpoint, now());
-    if (ms > 0) await deferEndpoint(endpoint, ms);
-  }
-
-  /**
-   * Gives back the delivery's endpoint and tenant slots; once per claim. Called as
-   * soon as the receiver has answered: the caps bound load on receivers (connections,
-   * requests in flight), and recording the result is our database's business, so a
-   * fast receiver isn't held to the pace of our completion batches.
-   */
-  const slotsHeld = new Set<ClaimedDelivery>();
-  function releaseSlots(d: ClaimedDelivery) {
-    if (!slotsHeld.delete(d)) return;
-    byEndpoint.dec(d.endpoint);
-    byTenant.dec(d.tenant_id);
-    // A capped endpoint or tenant with a backlog has room again: claim its next rows
-    // now, not after the idle sleep (at half the cap, so refills come in batches while
-    // the other half is still being sent).
-    if (byEndpoint.get(d.endpoint) === claimAhead >> 1 || byTenant.get(d.tenant_id) === perTenant >> 1) loop.wake();
-  }
-
-  async function attempt(d: ClaimedDelivery): Promise<void> {
-    fault('delivery.before-send');
-    await sendSlots.acquire(d.endpoint);
-    let holding = true;
-    const freeSlot = (afterMs = 0) => {
-      if (holding) {
-        if (afterMs > 0) setTimeout(() => sendSlots.release(d.endpoint), afterMs).unref();
-        else sendSlots.release(d.endpoint);
-      }
-      holding = false;
-      releaseSlots(d);
-    };
-    try {
-      await attemptWithSlot(d, freeSlot);
-    } finally {
-      freeSlot();
-    }
-  }
-
-  /** Not sent: the row goes back to the queue at once, its attempt not counted (if it is still ours). */
-  async function handBack(d: ClaimedDelivery): Promise<void> {
+  /** Not sent: back to the queue, due in `delayMs`, its attempt not counted. The one way a lease is handed back. */
+  function handBack(job: Job, delayMs: number): Promise<void> {
     metrics?.delivery('deferred', null);
-    await sql`update deliveries set lease_token = null, attempts = greatest(attempts - 1, 0), next_attempt_at = now()
-              where id = ${d.id} and lease_token = ${d.lease_token}`;
+    return handBacks.add({ id: job.id, token: job.lease_token, delayMs });
   }
 
-  async function attemptWithSlot(d: ClaimedDelivery, freeSlot: (afterMs?: number) => void): Promise<void> {
-    // Paused (SIGSTOP, a long GC) or queued behind a slow endpoint until the lease could run
-    // out mid-attempt? Don't send; hand the row back if it is still ours (else it is the
-    // next owner's already).
-    // Stopping (SIGTERM): a send not begun yet is handed back, not begun. Begun after the drain
-    // deadline had handed its lease to another process, it would be sent twice (found by the soak).
-    const stopping = loop.stopping;
-    if (stopping || now() - d.claimed_at > leaseMs - o.deliveryTimeoutMs) {
-      if (!stopping) log.warn({ delivery: d.id }, 'lease ran out before sending; not sending');
-      return handBack(d);
+  async function work(job: Job): Promise<void> {
+    try {
+      fault('delivery.before-send');
+      await slots.acquire(job.lane);
+      let held = true;
+      const freeSlot = (afterMs = 0) => {
+        if (held) {
+          if (afterMs > 0) setTimeout(() => slots.release(job.lane), afterMs).unref();
+          else slots.release(job.lane);
+        }
+        held = false;
+        releaseClaim(job);
+      };
+      try {
+        await attempt(job, freeSlot);
+      } finally {
+        freeSlot();
+      }
+    } finally {
+      releaseClaim(job);
     }
-    const paused = breaker.openFor(d.endpoint, now());
-    if (paused > 0) {
-      metrics?.delivery('deferred', null);
-      await sql`update deliveries set lease_token = null, attempts = attempts - 1,
-                  next_attempt_at = now() + ${paused} * interval '1 millisecond'
-                where id = ${d.id} and lease_token = ${d.lease_token}`;
-      return;
+  }
+
+  async function attempt(job: Job, freeSlot: (afterMs?: number) => void): Promise<void> {
+    // Stopping (SIGTERM): a send not begun yet is handed back, not begun (begun after the
+    // drain deadline had handed its lease to another process, it would be sent twice).
+    // Paused (SIGSTOP, a long GC) or queued behind its caps until the lease could run out
+    // mid-attempt: not sent either.
+    if (loop.stopping) return handBack(job, 0);
+    if (now() - job.claimedAt > leaseMs - o.deliveryTimeoutMs) {
+      log.warn({ delivery: job.id }, 'lease ran out before sending; not sending');
+      return handBack(job, 0);
     }
-    const tenant = await o.tenants.get(d.tenant_id);
-    if (loop.stopping) return handBack(d); // the stop came while we looked the tenant up (seconds on a loaded box)
+    const paused = health.openFor(job.lane, now());
+    if (paused > 0) return handBack(job, paused);
+    const tenant = await o.tenants.get(job.tenant_id);
+    if (loop.stopping) return handBack(job, 0); // the stop came while we looked the tenant up (seconds on a loaded box)
     const attemptedAt = new Date();
     const result: SendResult = tenant
-      ? await o.sender.send({ url: d.callback_url, msgId: d.id, body: d.payload, secrets: tenant.signingSecrets })
+      ? await o.sender.send({ url: job.callback_url, msgId: job.id, body: job.payload, secrets: tenant.signingSecrets })
       : { outcome: { kind: 'error' as const, message: 'tenant is disabled' }, durationMs: 0, excerpt: undefined };
     const answeredAt = now();
-    // After a timeout or a broken connection our socket is still closing: hand the slot on a
-    // moment later, so the receiver never sees more than the cap of connections at once.
     freeSlot(result.outcome.kind === 'error' ? SLOT_GRACE_MS : 0);
     fault('delivery.after-send');
-    const next = decideAfterAttempt(result.outcome, d.retry_step, o.retryScheduleMs, random());
-    const status = result.outcome.kind === 'response' ? result.outcome.status : null;
-    const error =
-      result.outcome.kind === 'error'
-        ? result.outcome.message
-        : next.status === 'delivered'
-          ? null
-          : `receiver answered HTTP ${result.outcome.status}`;
 
+    const rec = recordFor(result, job.retry_step, o.retryScheduleMs, random());
     const recorded = await completions.add({
-      id: d.id,
-      token: d.lease_token,
-      status: next.status,
-      retryStep: next.status === 'pending' ? next.retryStep : d.retry_step,
-      delayMs: next.status === 'pending' ? next.delayMs : 0,
-      responseStatus: status,
-      error,
-      lastError: next.status === 'undeliverable' ? `${error ?? ''}; ${next.reason}` : error,
-      excerpt: result.excerpt === undefined ? null : storedExcerpt(result.excerpt),
+      id: job.id,
+      token: job.lease_token,
+      ...rec,
       attemptedAt: attemptedAt.toISOString(),
       durationMs: result.durationMs,
     });
-    if (!recorded) log.warn({ delivery: d.id }, 'lease lost during delivery; result not recorded as final');
+    if (!recorded) log.warn({ delivery: job.id }, 'lease lost during delivery; result not recorded as final');
     // One line per attempt, which is also the delivery's (and for a terminal event, the watch's) state change.
     log.info(
-      { delivery: d.id, watch: d.watch_id, status, outcome: next.status, duration_ms: result.durationMs, error: error ?? undefined },
-      ATTEMPT_MESSAGES[next.status],
+      { delivery: job.id, watch: job.watch_id, status: rec.responseStatus, outcome: rec.status, duration_ms: result.durationMs, error: rec.error ?? undefined },
+      ATTEMPT_MESSAGES[rec.status],
     );
     if (metrics) {
-      metrics.delivery(DELIVERY_OUTCOMES[next.status], status);
+      metrics.delivery(DELIVERY_OUTCOMES[rec.status], rec.responseStatus);
       if (tenant) metrics.attemptDuration(result.durationMs);
-      if (next.status === 'delivered' && recorded && d.terminal && d.first_delivery) {
-        const completedAt = completedAtSeconds(d.payload);
+      if (rec.status === 'delivered' && recorded && job.terminal && job.first_delivery) {
+        const completedAt = completedAtSeconds(job.payload);
         if (completedAt !== undefined) metrics.endToEndLag(answeredAt / 1000 - completedAt);
       }
     }
-    await trackEndpointHealth(d.endpoint, result);
+    if (tenant) await noteHealth(job, result);
   }
 
-  async function work(d: ClaimedDelivery): Promise<void> {
-    try {
-      await attempt(d);
-    } finally {
-      releaseSlots(d);
+  async function noteHealth(job: Job, result: SendResult): Promise<void> {
+    const { lane } = job;
+    const actions = health.record(lane, judgeAttempt(result, o.deliveryTimeoutMs), now());
+    if (actions.deferUrlMs !== undefined) {
+      const moved = await deferQueued(sql, { host: lane.host, url: lane.url, ms: actions.deferUrlMs });
+      log.warn({ url: lane.url, pause_ms: actions.deferUrlMs, deliveries: moved }, 'callback URL keeps failing or asked to wait; its circuit is open');
+    }
+    if (actions.deferHostMs !== undefined) {
+      const moved = await deferQueued(sql, { host: lane.host, ms: actions.deferHostMs });
+      log.warn({ endpoint: lane.host, pause_ms: actions.deferHostMs, deliveries: moved }, 'most callback URLs of this host are failing; the host circuit is open');
+    }
+    if (actions.changed) {
+      // (for GET /v1/endpoints and last_delivery; losing one only leaves the listing a state behind)
+      await recordEndpointHealth(sql, { tenantId: lane.tenant, url: lane.url, ...actions.changed }).catch((err: unknown) =>
+        log.warn({ err }, 'could not record endpoint health'),
+      );
     }
   }
 
-  const loop = new ClaimLoop<ClaimedDelivery>({
-    name: 'deliverer',
-    claim,
-    work,
-    release,
-    maxInFlight,
-    batchSize: o.batchSize ?? 100,
-    idleMs: o.idleMs ?? 250,
-    log,
-  });
-  return loop;
+  return Object.assign(loop, { health, openCircuits: () => health.openCount(now()) });
 }

@@ -207,17 +207,25 @@ export function createPoller(o: PollerOptions) {
   }
 
   /**
-   * The outbox rows of one batch, from a CTE `ws` of (id, tenant_id, callback_url, metadata,
-   * head) per watch: a webhook id, the origin the per-endpoint caps count, and the body as
-   * outbox.ts describes it, upstream's JSON (`data`) spliced in verbatim. Returns 1 per row.
+   * The outbox of one batch, as two CTEs (`bodies`, `ins`) over a CTE `ws` of (id, tenant_id,
+   * task_id, callback_url, …) per watch: the event's answer stored once per task
+   * (event_bodies: the body head and upstream's JSON, `data`, verbatim), and one small
+   * deliveries row per watch — a webhook id, the origin the per-host caps count, and the
+   * body's reference; the deliverer composes each watch's body from it (delivery/sql.ts,
+   * bodySql). `ins` returns 1 per row.
    */
-  const outboxInsert = (type: ReturnType<Sql>, terminal: boolean, data: ReturnType<Sql>, where: ReturnType<Sql> = sql``) => sql`
-    insert into deliveries (id, tenant_id, watch_id, event_type, terminal, callback_url, endpoint, payload)
-    select ${outboxIdPrefix(new Date(now()))} || substr(md5(gen_random_uuid()::text), 1, 16), tenant_id, id, ${type}, ${terminal}, callback_url,
-           substring(callback_url from '^[a-z][a-z0-9+.-]*://[^/?#]+'),
-           head || id || '","metadata":' || metadata::text || ',"data":' || ${data} || '}'
-      from ws ${where}
-    returning 1`;
+  const outboxCtes = (type: ReturnType<Sql>, terminal: boolean, data: ReturnType<Sql>, where: ReturnType<Sql> = sql``) => sql`
+    bodies as (
+      insert into event_bodies (tenant_id, task_id, event_type, head, data)
+      select distinct on (tenant_id, task_id) tenant_id, task_id, ${type}, head, ${data} from ws ${where}
+      returning id, tenant_id, task_id
+    ), ins as (
+      insert into deliveries (id, tenant_id, watch_id, event_type, terminal, callback_url, endpoint, payload, body_id)
+      select ${outboxIdPrefix(new Date(now()))} || substr(md5(gen_random_uuid()::text), 1, 16), ws.tenant_id, ws.id, ${type}, ${terminal}, ws.callback_url,
+             substring(ws.callback_url from '^[a-z][a-z0-9+.-]*://[^/?#]+'), '', b.id
+        from ws join bodies b on b.tenant_id = ws.tenant_id and b.task_id = ws.task_id ${where}
+      returning 1
+    )`;
 
   interface Finish {
     id: number;
@@ -256,13 +264,11 @@ export function createPoller(o: PollerOptions) {
         on conflict (tenant_id, task_id) do update
           set status = excluded.status, snapshot = excluded.snapshot, polls = excluded.polls, updated_at = now()
       ), ws as (
-        select w.id, w.tenant_id, w.callback_url, w.metadata, r.type, r.head, r.data, r.type = any(w.events) as subscribed
+        select w.id, w.tenant_id, w.task_id, w.callback_url, w.metadata, r.type, r.head, r.data, r.type = any(w.events) as subscribed
           from watches w join gone g on w.tenant_id = g.tenant_id and w.task_id = g.task_id join r on r.id = g.id
          where w.status = 'watching'
          for update of w
-      ), ins as (
-        ${outboxInsert(sql`type`, true, sql`data`, sql`where subscribed`)}
-      ), moved as (
+      ), ${outboxCtes(sql`type`, true, sql`data`, sql`where subscribed`)}, moved as (
         -- a watch that did not subscribe to this outcome has nothing left to send
         update watches w set status = case when ws.subscribed then 'delivering' else 'delivered' end, outcome = ws.type, updated_at = now()
           from ws where w.id = ws.id
@@ -328,15 +334,13 @@ export function createPoller(o: PollerOptions) {
         on conflict (tenant_id, task_id) do update
           set status = excluded.status, snapshot = excluded.snapshot, polls = excluded.polls, updated_at = now()
       ), ws as (
-        select w.id, w.tenant_id, w.callback_url, w.metadata, r.raw, r.head
+        select w.id, w.tenant_id, w.task_id, w.callback_url, w.metadata, r.raw, r.head
           from watches w join kept k on w.tenant_id = k.tenant_id and w.task_id = k.task_id join r on r.id = k.id
          where w.status = 'watching' and not w.processing_sent and 'task.processing' = any(w.events)
          for update of w
       ), flagged as (
         update watches w set processing_sent = true, updated_at = now() from ws where w.id = ws.id
-      ), ins as (
-        ${outboxInsert(sql`'task.processing'`, false, sql`raw`)}
-      )
+      ), ${outboxCtes(sql`'task.processing'`, false, sql`raw`)}
       select (select count(*)::int from ins) as enqueued`;
     if ((row?.enqueued ?? 0) > 0) o.onEnqueued?.();
     return rows.map(() => undefined);

@@ -7,6 +7,7 @@ import { newId } from '../tenancy/keys.js';
 import { BASE_MIN_MS, FIRST_POLL_DELAY_MS } from '../upstream/schedule.js';
 import { BatchWriter } from '../engine/batch.js';
 import { RawJson } from '../api/raw-json.js';
+import { publicState, type PublicEndpointState } from '../delivery/health.js';
 
 export const EVENT_TYPES = ['task.completed', 'task.failed', 'task.cancelled', 'task.processing', 'watch.failed'] as const;
 /** The events that end a watch: its `outcome`, and what it is sent by default. */
@@ -48,6 +49,9 @@ interface WatchRow {
   d_attempts: number | null;
   d_next_attempt_at: Date | null;
   d_last_response_status: number | null;
+  d_last_error: string | null;
+  e_state: string | null;
+  e_open_until: Date | null;
 }
 
 export interface WatchView {
@@ -73,6 +77,11 @@ export interface WatchView {
     attempts: number;
     next_attempt_at: string | null;
     last_response_status: number | null;
+    /** why the last attempt failed, while it is failing */
+    last_error: string | null;
+    /** the callback URL's health as the deliverers last saw it (null: not attempted yet) */
+    endpoint_state: PublicEndpointState | null;
+    circuit_open_until: string | null;
   };
 }
 
@@ -104,6 +113,9 @@ function view(r: WatchRow): WatchView {
           attempts: r.d_attempts ?? 0,
           next_attempt_at: r.d_status === 'pending' && r.d_next_attempt_at ? r.d_next_attempt_at.toISOString() : null,
           last_response_status: r.d_last_response_status,
+          last_error: r.d_status === 'delivered' ? null : r.d_last_error,
+          endpoint_state: r.e_state === null ? null : publicState(r.e_state, r.e_open_until, Date.now()),
+          circuit_open_until: r.e_state === 'open' && r.e_open_until && r.e_open_until.getTime() > Date.now() ? r.e_open_until.toISOString() : null,
         }
       : null,
   };
@@ -121,13 +133,15 @@ export class WatchStore {
       select w.id, w.task_id, w.callback_url, w.metadata, w.events, w.status, w.outcome, w.created_at, w.updated_at,
              s.snapshot, coalesce(u.polls, s.polls) as polls, u.next_poll_at, u.last_poll_error, u.last_poll_error_at,
              d.id as d_id, d.event_type as d_event_type, d.terminal as d_terminal, d.status as d_status, d.attempts as d_attempts,
-             d.next_attempt_at as d_next_attempt_at, d.last_response_status as d_last_response_status
+             d.next_attempt_at as d_next_attempt_at, d.last_response_status as d_last_response_status, d.last_error as d_last_error,
+             e.state as e_state, e.open_until as e_open_until
         from watches w
         left join task_snapshots s on s.tenant_id = w.tenant_id and s.task_id = w.task_id
         left join upstream_tasks u on u.tenant_id = w.tenant_id and u.task_id = w.task_id
         left join lateral (
-          select id, event_type, terminal, status, attempts, next_attempt_at, last_response_status from deliveries
+          select id, event_type, terminal, status, attempts, next_attempt_at, last_response_status, last_error from deliveries
            where watch_id = w.id order by created_at desc, id desc limit 1) d on true
+        left join endpoint_health e on e.tenant_id = w.tenant_id and e.url = w.callback_url
        where ${where} ${tail}`;
   }
 
@@ -211,7 +225,8 @@ export class WatchStore {
         returning tenant_id, task_id, polls, next_poll_at, last_poll_error, last_poll_error_at
       )
       select w.*, s.snapshot, coalesce(u.polls, s.polls) as polls, u.next_poll_at, u.last_poll_error, u.last_poll_error_at,
-             null as d_id, null as d_event_type, null as d_terminal, null as d_status, null as d_attempts, null as d_next_attempt_at, null as d_last_response_status
+             null as d_id, null as d_event_type, null as d_terminal, null as d_status, null as d_attempts, null as d_next_attempt_at, null as d_last_response_status,
+             null as d_last_error, null as e_state, null as e_open_until
         from w
         left join u on u.tenant_id = w.tenant_id and u.task_id = w.task_id
         left join task_snapshots s on s.tenant_id = w.tenant_id and s.task_id = w.task_id`;

@@ -32,6 +32,11 @@ export interface Receiver {
   /** answers for the next requests, in order; after that, `fallback` */
   replies: Reply[];
   fallback: Reply;
+  /** answers by request path, before `replies` and `fallback` (e.g. one path that hangs) */
+  byPath: Record<string, Reply>;
+  /** requests being answered now, and the most at once, per path (a hung request counts until its connection closes) */
+  inFlight: Map<string, number>;
+  maxInFlight: Map<string, number>;
   waitFor(predicate: (all: Received[]) => boolean, timeoutMs?: number): Promise<Received[]>;
   close(): Promise<void>;
 }
@@ -45,6 +50,9 @@ export async function startReceiver(secrets: string[]): Promise<Receiver> {
     received,
     replies: [],
     fallback: { status: 204 },
+    byPath: {},
+    inFlight: new Map(),
+    maxInFlight: new Map(),
     async waitFor(predicate, timeoutMs = 30_000) {
       const signal = AbortSignal.timeout(timeoutMs);
       while (!predicate(received)) {
@@ -63,6 +71,11 @@ export async function startReceiver(secrets: string[]): Promise<Receiver> {
       }),
   };
   const server = http.createServer((req, res) => {
+    const path = req.url ?? '';
+    const open = (r.inFlight.get(path) ?? 0) + 1;
+    r.inFlight.set(path, open);
+    r.maxInFlight.set(path, Math.max(open, r.maxInFlight.get(path) ?? 0));
+    res.on('close', () => r.inFlight.set(path, (r.inFlight.get(path) ?? 1) - 1));
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -84,7 +97,7 @@ export async function startReceiver(secrets: string[]): Promise<Receiver> {
       } catch {
         json = undefined;
       }
-      const reply = r.replies.shift() ?? r.fallback;
+      const reply = r.byPath[path] ?? r.replies.shift() ?? r.fallback;
       received.push({ path: req.url ?? '', headers: req.headers, body, json, verified, verifyError, at: Date.now() });
       events.emit('request');
       if (reply.hang) return;

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { VERSION } from '../../version.js';
 import * as ex from './examples.js';
 import { healthSchema, problemSchema, readinessSchema, webhookEventSchemas } from './schemas.js';
-import { adminPaths, ERRORS, errors, json, named, taskAndEventPaths, tenantPaths, watchPaths, type ErrorName, type Registry } from './paths.js';
+import { adminPaths, endpointPaths, ERRORS, errors, json, named, taskAndEventPaths, tenantPaths, watchPaths, type ErrorName, type Registry } from './paths.js';
 
 function registerComponents(r: Registry) {
   r.registerComponent('securitySchemes', 'gatewayKey', {
@@ -154,6 +154,7 @@ export function buildOpenApiDocument() {
   registerComponents(r);
   watchPaths(r);
   taskAndEventPaths(r);
+  endpointPaths(r);
   tenantPaths(r);
   adminPaths(r);
   opsPaths(r);
@@ -170,6 +171,7 @@ export function buildOpenApiDocument() {
       { name: 'watches', description: 'Register tasks to watch; read, cancel, redeliver.' },
       { name: 'tasks', description: 'Last-known upstream snapshots.' },
       { name: 'events', description: 'Webhooks as a Server-Sent Events stream.' },
+      { name: 'endpoints', description: "Health of the tenant's callback URLs (circuits, last errors, what waits)." },
       { name: 'tenant', description: "The calling tenant's own settings." },
       { name: 'admin', description: 'Operator API behind TASKHOOK_ADMIN_TOKEN.' },
       { name: 'operations', description: 'Health checks and this document.' },

@@ -15,6 +15,7 @@ import { giveUpData } from '../../delivery/outbox.js';
 import { sign } from '../../delivery/sign.js';
 import type {
   DeliveryAttempt,
+  Endpoint,
   Problem,
   RotatedSecret,
   StreamedWebhook,
@@ -115,7 +116,16 @@ export const deliveredWatch = {
   next_poll_at: null,
   updated_at: '2026-11-28T12:00:08.214Z',
   outcome: 'task.completed',
-  last_delivery: { webhook_id: WEBHOOK_ID, status: 'delivered', attempts: 1, next_attempt_at: null, last_response_status: 204 },
+  last_delivery: {
+    webhook_id: WEBHOOK_ID,
+    status: 'delivered',
+    attempts: 1,
+    next_attempt_at: null,
+    last_response_status: 204,
+    last_error: null,
+    endpoint_state: 'healthy',
+    circuit_open_until: null,
+  },
 } satisfies Watch;
 
 export const cancelledWatch = { ...newWatch, status: 'cancelled', polls: 1, next_poll_at: null, updated_at: '2026-11-28T12:00:03.100Z' } satisfies Watch;
@@ -124,8 +134,42 @@ export const redeliveringWatch = {
   ...deliveredWatch,
   status: 'delivering',
   updated_at: '2026-11-28T12:30:00.000Z',
-  last_delivery: { webhook_id: WEBHOOK_ID, status: 'pending', attempts: 1, next_attempt_at: '2026-11-28T12:30:00.000Z', last_response_status: 204 },
+  last_delivery: {
+    webhook_id: WEBHOOK_ID,
+    status: 'pending',
+    attempts: 1,
+    next_attempt_at: '2026-11-28T12:30:00.000Z',
+    last_response_status: 204,
+    last_error: null,
+    endpoint_state: 'healthy',
+    circuit_open_until: null,
+  },
 } satisfies Watch;
+
+export const endpoints = {
+  data: [
+    {
+      url: 'https://hooks.example.com/zap/123',
+      state: 'circuit_open',
+      circuit_open_until: '2026-11-28T12:31:00.000Z',
+      last_error: 'timed out after 15000 ms',
+      last_error_at: '2026-11-28T12:30:00.000Z',
+      pending: 12,
+      next_attempt_at: '2026-11-28T12:31:00.000Z',
+      updated_at: '2026-11-28T12:30:00.000Z',
+    },
+    {
+      url: 'https://example.com/webhooks/taskhook',
+      state: 'healthy',
+      circuit_open_until: null,
+      last_error: null,
+      last_error_at: null,
+      pending: 0,
+      next_attempt_at: null,
+      updated_at: '2026-11-28T12:00:08.214Z',
+    },
+  ] satisfies Endpoint[],
+};
 
 export const watchPage = { data: [deliveredWatch], next_cursor: null } satisfies WatchPage;
 

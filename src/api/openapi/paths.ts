@@ -9,6 +9,7 @@ import * as ex from './examples.js';
 import {
   createdTenantSchema,
   deliveryAttemptListSchema,
+  endpointListSchema,
   rotatedSecretSchema,
   problemSchema,
   streamedWebhookSchema,
@@ -120,6 +121,20 @@ export function watchPaths(r: Registry) {
     description: 'Re-queues the terminal event with the same webhook-id (receivers deduplicate on it), e.g. after it became undeliverable.',
     request: { params: watchParams },
     responses: { 202: json('Queued; the watch is delivering again.', Watch, ex.redeliveringWatch), ...errors('NotFound', 'Conflict', ...tenantErrors) },
+  });
+}
+
+export function endpointPaths(r: Registry) {
+  r.registerPath({
+    method: 'get',
+    path: '/v1/endpoints',
+    tags: ['endpoints'],
+    security: [{ gatewayKey: [] }],
+    operationId: 'listEndpoints',
+    summary: "Health of the tenant's callback URLs",
+    description:
+      'Every callback URL taskhook has tried to deliver to, failing ones first: healthy, failing, or circuit open until a time (a URL that keeps failing gets its own circuit; the other URLs of its host are not affected), the last error, and how many webhooks wait for it. At most 1,000.',
+    responses: { 200: json('The endpoints.', named(r, 'EndpointList', endpointListSchema), ex.endpoints), ...errors(...tenantErrors) },
   });
 }
 

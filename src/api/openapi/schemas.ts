@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { EVENT_TYPES, OUTCOMES, WATCH_STATUSES, type WatchView } from '../../watches/store.js';
 import type { CreatedTenant, TenantSummary, TenantView } from '../../tenancy/store.js';
 import type { GiveUpCode } from '../../delivery/outbox.js';
+import { ENDPOINT_STATES } from '../../delivery/health.js';
 
 const isoTime = (description: string) => z.iso.datetime().describe(description);
 
@@ -85,6 +86,12 @@ export const watchSchema = z.object({
       attempts: z.number().int(),
       next_attempt_at: isoTime('next retry, while pending').nullable(),
       last_response_status: z.number().int().nullable(),
+      last_error: z.string().nullable().describe('why the last attempt failed (a timeout, a refused connection, an HTTP status); null once delivered'),
+      endpoint_state: z
+        .enum(ENDPOINT_STATES)
+        .nullable()
+        .describe("the callback URL's health as the deliverers last saw it: healthy, failing, or circuit_open (its deliveries wait until circuit_open_until); null before any attempt"),
+      circuit_open_until: isoTime('while the circuit of this callback URL is open: when its deliveries are tried again').nullable(),
     })
     .nullable()
     .describe('the latest webhook of this watch; null before there is one'),
@@ -104,6 +111,20 @@ export const watchPageSchema = z.object({
   data: z.array(watchSchema),
   next_cursor: z.string().nullable().describe('pass as cursor for the next page; null on the last one'),
 });
+
+export const endpointSchema = z.object({
+  url: z.string().describe('a callback URL of this tenant that taskhook has tried to deliver to'),
+  state: z.enum(ENDPOINT_STATES).describe('healthy; failing (its last answers were errors or timeouts); circuit_open (nothing is sent to it until circuit_open_until)'),
+  circuit_open_until: isoTime('while the circuit is open').nullable(),
+  last_error: z.string().nullable().describe('the last failure seen (kept after recovery; see last_error_at)'),
+  last_error_at: isoTime('when last_error was seen').nullable(),
+  pending: z.number().int().describe('webhooks to this URL waiting to be delivered'),
+  next_attempt_at: isoTime('the earliest next attempt of those').nullable(),
+  updated_at: isoTime('when the state last changed'),
+});
+
+export const endpointListSchema = z.object({ data: z.array(endpointSchema) });
+export type Endpoint = z.infer<typeof endpointSchema>;
 
 export const deliveryAttemptSchema = z.object({
   webhook_id: z.string(),
