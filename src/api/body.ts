@@ -60,7 +60,13 @@ async function readCapped(c: Context, limit: number): Promise<string> {
     if (!raw) throw BadRequest('the request has no body');
     const reader = raw.getReader();
     for (;;) {
-      const { done, value } = await reader.read();
+      let next: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        next = await reader.read();
+      } catch {
+        throw ClientGone(); // the request stream broke: the client went away
+      }
+      const { done, value } = next;
       if (done) break;
       size += value.byteLength;
       if (size > limit) {

@@ -36,12 +36,14 @@ export const Invalid = (detail: string, errors?: Array<{ field: string; message:
 export const ClientGone = (detail = 'the request was cut short: the client closed the connection') =>
   new ApiError(400, 'client-closed', 'Client closed the request', detail);
 
-/** Node's errors for a request whose client went away: "aborted" / ECONNRESET while reading the body. */
+/**
+ * A request whose client went away: only what reading the request itself raised (the body
+ * readers turn a broken request stream into ClientGone). Not an error code alone: the
+ * database's connection resets carry ECONNRESET too, and must stay 503s (found by the soak:
+ * registrations during a Postgres restart were answered 400 "client closed" and lost).
+ */
 export function isClientGone(err: unknown): boolean {
-  if (err instanceof ApiError) return err.slug === 'client-closed';
-  const e = err as { code?: string; message?: string; cause?: { code?: string } } | undefined;
-  const code = e?.code ?? e?.cause?.code;
-  return code === 'ECONNRESET' || code === 'ECONNABORTED' || code === 'ERR_STREAM_PREMATURE_CLOSE' || e?.message === 'aborted';
+  return err instanceof ApiError && err.slug === 'client-closed';
 }
 
 export const TooManyRequests = (detail: string, retryAfterMs?: number) =>

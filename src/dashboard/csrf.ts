@@ -7,6 +7,7 @@ import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { csrf } from 'hono/csrf';
 import { constantTimeEqual } from '../tenancy/keys.js';
+import { ClientGone } from '../api/errors.js';
 
 /** Every dashboard form is a few short fields. */
 const MAX_FORM_BYTES = 8 * 1024;
@@ -56,9 +57,18 @@ export function postGuard(): MiddlewareHandler {
  * Anything else — another content type, no token, a stale one — is a 403 before the
  * request touches any data.
  */
+/** The form's text; a request stream that breaks while it is read is the client going away. */
+async function formText(c: Context): Promise<string> {
+  try {
+    return await c.req.text();
+  } catch {
+    throw ClientGone();
+  }
+}
+
 export async function checkedForm(c: Context, expected: string | undefined): Promise<URLSearchParams> {
   const type = c.req.header('content-type') ?? '';
-  const form = /^application\/x-www-form-urlencoded\b/i.test(type) ? new URLSearchParams(await c.req.text()) : new URLSearchParams();
+  const form = /^application\/x-www-form-urlencoded\b/i.test(type) ? new URLSearchParams(await formText(c)) : new URLSearchParams();
   const token = form.get('_csrf');
   if (!expected || !token || !constantTimeEqual(token, expected)) throw expiredForm();
   return form;
