@@ -25,8 +25,15 @@ describe('event bodies', () => {
                  pg_total_relation_size('task_snapshots')::float8 as snapshots`;
         return r!;
       };
-      // Every watch's first attempt fails (500), the retry succeeds.
-      s.receiver.replies = Array.from({ length: 200 }, () => ({ status: 500 }));
+      // Every watch's first attempt fails (500), the retry succeeds — per webhook-id, not the
+      // first 200 requests (under load an early watch's retry can come before a late one's first try).
+      const failedOnce = new Set<string>();
+      s.receiver.decide = (_path, headers) => {
+        const id = headers['webhook-id'] as string | undefined;
+        if (!id || failedOnce.has(id)) return undefined;
+        failedOnce.add(id);
+        return { status: 500 };
+      };
       const ids: string[] = [];
       for (let i = 0; i < 200; i += 20) {
         const batch = await Promise.all(

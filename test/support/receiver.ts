@@ -34,6 +34,8 @@ export interface Receiver {
   fallback: Reply;
   /** answers by request path, before `replies` and `fallback` (e.g. one path that hangs) */
   byPath: Record<string, Reply>;
+  /** asked first, per request: an answer, or undefined for the rules below (e.g. fail each webhook-id's first attempt) */
+  decide?: (path: string, headers: Record<string, string | string[] | undefined>) => Reply | undefined;
   /** requests being answered now, and the most at once, per path (a hung request counts until its connection closes) */
   inFlight: Map<string, number>;
   maxInFlight: Map<string, number>;
@@ -97,7 +99,7 @@ export async function startReceiver(secrets: string[]): Promise<Receiver> {
       } catch {
         json = undefined;
       }
-      const reply = r.byPath[path] ?? r.replies.shift() ?? r.fallback;
+      const reply = r.decide?.(path, req.headers) ?? r.byPath[path] ?? r.replies.shift() ?? r.fallback;
       received.push({ path: req.url ?? '', headers: req.headers, body, json, verified, verifyError, at: Date.now() });
       events.emit('request');
       if (reply.hang) return;
