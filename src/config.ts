@@ -124,6 +124,12 @@ const schema = z.object({
     .max(120, { message: 'expected seconds (0.1-120)' })
     .default(10)
     .describe('per upstream poll'),
+  TASKHOOK_WORKER_TIMEOUT_S: z.coerce
+    .number({ message: 'expected seconds (2-60)' })
+    .min(2, { message: 'expected seconds (2-60)' })
+    .max(60, { message: 'expected seconds (2-60)' })
+    .default(8)
+    .describe('a worker whose heartbeat is older than this is dead: the others take over its tasks (src/poller/tuning.ts)'),
   TASKHOOK_SHUTDOWN_TIMEOUT_S: z.coerce.number({ message: 'expected seconds' }).min(0).max(600).default(10)
     .describe('SIGTERM: how long in-flight work may finish'),
   TASKHOOK_RETENTION_DAYS: z.coerce
@@ -197,6 +203,8 @@ export interface Config {
   retryScheduleMs: number[];
   deliveryTimeoutMs: number;
   upstreamTimeoutMs: number;
+  /** a heartbeat older than this and a worker is dead (TASKHOOK_WORKER_TIMEOUT_S) */
+  workerTimeoutMs: number;
   shutdownTimeoutMs: number;
   /** finished watches are purged this long after their last change; 0 = kept forever */
   retentionMs: number;
@@ -260,6 +268,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     retryScheduleMs: e.TASKHOOK_RETRY_SCHEDULE,
     deliveryTimeoutMs: Math.round(e.TASKHOOK_DELIVERY_TIMEOUT_S * 1000),
     upstreamTimeoutMs: Math.round(e.TASKHOOK_UPSTREAM_TIMEOUT_S * 1000),
+    workerTimeoutMs: Math.round(e.TASKHOOK_WORKER_TIMEOUT_S * 1000),
     shutdownTimeoutMs: e.TASKHOOK_SHUTDOWN_TIMEOUT_S * 1000,
     retentionMs: e.TASKHOOK_RETENTION_DAYS * 86_400_000,
     pollScale: e.TASKHOOK_POLL_SCALE,

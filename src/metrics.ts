@@ -115,7 +115,7 @@ export function createMetrics(o: MetricsOptions = {}) {
     let counting: Promise<Counts | undefined> | undefined;
     const query = () =>
       sql<Counts[]>`
-        select (select count(*) from (select 1 from upstream_tasks where next_poll_at <= now() limit ${GAUGE_COUNT_CAP}) a)::int as due,
+        select (select count(*) from (select 1 from upstream_tasks where owner_id is null and next_poll_at <= now() limit ${GAUGE_COUNT_CAP}) a)::int as due,
                (select count(*) from (select 1 from deliveries where status = 'pending' limit ${GAUGE_COUNT_CAP}) b)::int as pending`
         .then(([row]) => row, () => undefined);
     const counts = () =>

@@ -2,6 +2,7 @@
 // undici pool, every answer classified so the poller never sees a raw exception.
 import { Agent, EnvHttpProxyAgent, request, type Dispatcher } from 'undici';
 import { parseRetryAfter } from './schedule.js';
+import { snapshotHash } from '../poller/snapshot-hash.js';
 
 export const TERMINAL_STATUSES = new Set(['completed', 'failed', 'cancelled']);
 const KNOWN_STATUSES = new Set(['pending', 'processing', ...TERMINAL_STATUSES]);
@@ -13,6 +14,11 @@ export type PollResult =
   | { kind: 'not_found' }
   | { kind: 'rate_limited'; retryAfterMs: number | undefined }
   | { kind: 'error'; message: string };
+
+/** A 200 with the same bytes as the snapshot stored last (see fetchTask). */
+export interface Unchanged {
+  kind: 'unchanged';
+}
 
 export interface UpstreamProxy {
   httpsProxy?: string | undefined;
@@ -58,7 +64,13 @@ export class UpstreamClient {
         : new Agent(pool);
   }
 
-  async fetchTask(baseUrl: string, apiKey: string | undefined, taskId: string): Promise<PollResult> {
+  /**
+   * One poll. With `unchangedHash` (the hash of the snapshot stored last, a non-terminal
+   * one), a 200 whose raw bytes hash the same is `unchanged` — not even parsed.
+   */
+  async fetchTask(baseUrl: string, apiKey: string | undefined, taskId: string): Promise<PollResult>;
+  async fetchTask(baseUrl: string, apiKey: string | undefined, taskId: string, unchangedHash: number | undefined): Promise<PollResult | Unchanged>;
+  async fetchTask(baseUrl: string, apiKey: string | undefined, taskId: string, unchangedHash?: number): Promise<PollResult | Unchanged> {
     const url = `${baseUrl}/api/v2/tasks/${encodeURIComponent(taskId)}`;
     const headers: Record<string, string> = { accept: 'application/json' };
     if (apiKey) headers.authorization = `Bearer ${apiKey}`;
@@ -74,6 +86,7 @@ export class UpstreamClient {
       const text = await readCapped(res.body, MAX_BODY_BYTES);
       switch (res.statusCode) {
         case 200:
+          if (unchangedHash !== undefined && snapshotHash(text) === unchangedHash) return { kind: 'unchanged' };
           return parseTask(text, taskId);
         case 401:
           return { kind: 'unauthorized' };
