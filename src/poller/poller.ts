@@ -80,6 +80,7 @@ export function createPoller(o: PollerOptions) {
     onLost: (reason) => {
       const n = tasks.dropAll();
       heap.clear();
+      handBack.length = 0; // their rows were freed with the rest
       log.warn({ tasks: n, reason }, 'dropped every task this worker owned');
     },
     onHeartbeat: (hb) => tasks.heard(hb),
@@ -141,6 +142,7 @@ export function createPoller(o: PollerOptions) {
       }
     }
     const asked = now();
+    log.debug({ task_id: task.task_id, worker: task.owner }, 'polling');
     const result = await o.upstream.fetchTask(tenant.upstreamBaseUrl, tenant.upstreamApiKey, task.task_id, task.snapshot_hash ?? undefined);
     task.polls++;
     metrics?.poll(pollOutcome(result));
@@ -185,6 +187,7 @@ export function createPoller(o: PollerOptions) {
     errors: task.error_streak,
   });
 
+  let lastPollFailureLog = 0;
   async function poll(task: Owned): Promise<void> {
     task.busy = true;
     try {
@@ -201,7 +204,11 @@ export function createPoller(o: PollerOptions) {
       }
       await apply(task, decide(task, answer, now(), limits));
     } catch (err) {
-      log.error({ err, task_id: task.task_id }, 'poll failed; polling the task again after a backoff');
+      // (the database gone: every poll in flight fails at once; one line a second says so)
+      if (now() - lastPollFailureLog > 1_000) {
+        lastPollFailureLog = now();
+        log.warn({ err, task_id: task.task_id }, 'recording a poll failed; polling the task again after a backoff');
+      }
       if (!task.gone) schedule(task, now() + delayFor(task, { kind: 'error', streak: Math.max(1, task.error_streak) }));
     } finally {
       task.busy = false;
@@ -336,6 +343,8 @@ export function createPoller(o: PollerOptions) {
   // ---- checkpoints, capacity and balance, once a second
   let housekeeping: NodeJS.Timeout | undefined;
   let busyKeeping = false;
+  /** tasks dropped from memory whose rows are still to be freed (due times as when dropped) */
+  const handBack: q.ScheduleState[] = [];
   async function keep(): Promise<void> {
     if (busyKeeping || !liveness.active || liveness.id === null) return;
     busyKeeping = true;
@@ -351,11 +360,22 @@ export function createPoller(o: PollerOptions) {
         );
         for (const t of chunk) if (done.has(t.id)) tasks.written(t); else if (!t.busy) tasks.drop(t);
       }
-      const excess = tasks.excess();
-      if (excess.length > 0) {
-        const n = await q.releaseTasks(sql, worker, excess.map(scheduleState));
-        for (const t of excess) tasks.drop(t);
-        log.info({ handed_back: n, owned: tasks.size, cap: tasks.cap }, 'handed back tasks over this worker\'s share or capacity');
+      // Hand-backs leave memory first, so none of them starts a poll while its row is being
+      // freed (another worker — or this one — may claim it the moment it is); one that
+      // cannot be written yet is retried next tick, still unowned in memory.
+      for (const t of tasks.excess()) {
+        tasks.drop(t);
+        handBack.push(scheduleState(t));
+      }
+      if (handBack.length > 0) {
+        const rows = handBack.splice(0, WRITE_CHUNK);
+        try {
+          const n = await q.releaseTasks(sql, worker, rows);
+          log.info({ handed_back: n, owned: tasks.size, cap: tasks.cap }, 'handed back tasks over this worker\'s share or capacity');
+        } catch (err) {
+          handBack.unshift(...rows);
+          throw err;
+        }
       }
     } catch (err) {
       log.warn({ err }, 'checkpoint failed; retrying next tick');
