@@ -69,7 +69,7 @@ export function createMetrics(o: MetricsOptions = {}) {
   for (const outcome of POLL_OUTCOMES) polls.inc({ outcome }, 0);
   const pollLateness = new Histogram({
     name: 'taskhook_poll_lateness_seconds',
-    help: 'How long after its due time a task was claimed for polling',
+    help: 'How long after its due time a task\'s poll started (an owned task: from the worker\'s timer heap)',
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
     registers,
   });

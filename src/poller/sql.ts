@@ -112,25 +112,30 @@ export async function retireWorker(sql: Sql, p: { worker: number; spreadMs: numb
  * future) is left to it.
  * (`= any(array(…))`, not a join: the claimed rows are fetched by primary key.)
  */
-export function claimTasks(sql: Sql, p: { worker: number; limit: number; aheadMs: number }) {
-  return sql<ClaimedRow[]>`
+export const CLAIM_SQL = `
     with me as (
-      select id from workers where id = ${p.worker} and dead_at is null for share
+      select id from workers where id = $1 and dead_at is null for share
     ), due as (
       select id from upstream_tasks
-       where owner_id is null and next_poll_at <= now() + ${p.aheadMs} * interval '1 millisecond'
+       where owner_id is null and next_poll_at <= now() + $3 * interval '1 millisecond'
          and exists (select 1 from me)
        order by next_poll_at
-       limit ${p.limit}
+       limit $2
        for update skip locked
     )
-    update upstream_tasks t set owner_id = ${p.worker}, lease_token = null
+    update upstream_tasks t set owner_id = $1, lease_token = null
      where t.id = any(array(select id from due))
        and (t.lease_token is null or t.next_poll_at <= now())
     returning t.id::float8 as id, t.tenant_id, t.task_id, t.polls, t.unauthorized_streak, t.error_streak, t.processing_seen,
               t.last_poll_error, t.snapshot_hash::float8 as snapshot_hash,
               (extract(epoch from now() - t.created_at) * 1000)::float8 as age_ms,
               (extract(epoch from t.next_poll_at - now()) * 1000)::float8 as due_in_ms`;
+
+/** CLAIM_SQL's parameters, in order (the bench EXPLAINs the same text). */
+export const claimParams = (p: { worker: number; limit: number; aheadMs: number }) => [p.worker, p.limit, p.aheadMs];
+
+export function claimTasks(sql: Sql, p: { worker: number; limit: number; aheadMs: number }): Promise<ClaimedRow[]> {
+  return sql.unsafe<ClaimedRow[]>(CLAIM_SQL, claimParams(p)) as unknown as Promise<ClaimedRow[]>;
 }
 
 /** What a write knows of a task's schedule (also the whole of a checkpoint). */
