@@ -4,7 +4,7 @@
 // check, so a checker that stopped seeing a kind of failure fails the run.
 import type { History } from './history.js';
 import type { Receipt } from './receivers.js';
-import { inCrashWindow, inTakeoverWindow, type CheckConfig } from './check.js';
+import { inCrashWindow, inTakeoverWindow, UNRECORDED_ACK_MS, type CheckConfig } from './check.js';
 
 export interface Sabotage {
   name: string;
@@ -25,7 +25,9 @@ const ackedTerminal = (h: History) => h.receipts.filter((r) => r.answer === 'ack
 const withReceipts = (h: History, receipts: Receipt[]): History => ({ ...h, receipts });
 
 /** an acknowledged terminal webhook of a watch that got exactly one request, the API says delivered, never redelivered (`calm`: and no crash around it) */
-function plainDelivered(h: History, calm = false): Receipt | undefined {
+/** `calm`: far from any crash by the checker's own window (cfg.unrecordedAckMs), so the checker must flag a duplicate of it. */
+function plainDelivered(h: History, calm = false, cfg?: CheckConfig): Receipt | undefined {
+  const before = cfg?.unrecordedAckMs ?? UNRECORDED_ACK_MS;
   const redelivered = new Set(h.redeliveries.map((r) => r.watchId));
   // a watch subscribed to every terminal event: one that is not may end silently, which the checker allows
   const everyEvent = new Set(h.registered.filter((r) => r.id && (r.plan.events ?? ['watch.failed']).includes('watch.failed')).map((r) => r.id!));
@@ -33,7 +35,7 @@ function plainDelivered(h: History, calm = false): Receipt | undefined {
   for (const r of h.receipts) perId.set(r.id, (perId.get(r.id) ?? 0) + 1);
   return ackedTerminal(h).find((r) => {
     const watch = JSON.parse(r.body).watch_id as string;
-    return perId.get(r.id) === 1 && !redelivered.has(watch) && everyEvent.has(watch) && h.api.get(watch)?.status === 'delivered' && !(calm && (inCrashWindow(h, r.at) || inCrashWindow(h, r.ts * 1000)));
+    return perId.get(r.id) === 1 && !redelivered.has(watch) && everyEvent.has(watch) && h.api.get(watch)?.status === 'delivered' && !(calm && (inCrashWindow(h, r.at, before) || inCrashWindow(h, r.ts * 1000, before)));
   });
 }
 
@@ -72,8 +74,8 @@ export const SABOTAGES: Sabotage[] = [
     name: 'dup-same-id',
     what: 'a delivered webhook acknowledged twice, far from any crash',
     rule: 'duplicate',
-    apply(h) {
-      const r = plainDelivered(h, true);
+    apply(h, cfg) {
+      const r = plainDelivered(h, true, cfg);
       return r && withReceipts(h, [...h.receipts, { ...r, at: r.at + 50 }]);
     },
   },
