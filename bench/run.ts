@@ -7,6 +7,8 @@
 // graphile-worker 0.16 (bench/graphile.ts), and taskhook (`node dist/main.js serve`, compiled as the image is, 1..N
 // processes). Prints a table and writes everything to bench/results/<stamp>.json.
 // What each figure means: bench/README.md.
+import { CLAIM_SQL, claimParams } from '../src/poller/sql.js';
+import { CLAIM_AHEAD_MS, CLAIM_BATCH } from '../src/poller/tuning.js';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -117,7 +119,7 @@ if (argv.help) {
   --only list             subset of raw,naive,pgboss,bullmq,graphile,taskhook; or 'delivery': the
                           deliverer alone (bench/delivery.ts: bursts to 1 and 4 origins, write → 2xx,
                           healthy-URL lag beside a hanging URL, bytes per delivery)
-  --no-lateness-trigger   sweep without the lateness trigger (lateness then only in its own phase)
+  --no-lateness-trigger   (accepted, no effect: lateness now comes from the workers' own histogram)
   --out FILE              JSON output (default bench/results/<timestamp>[-quick].json)
   DATABASE_URL            use this server (the bench creates and drops its own databases on it)
 `);
@@ -654,76 +656,69 @@ async function waitFirstPolls(sql: postgres.Sql, timeoutMs: number): Promise<num
 
 async function resetTaskhook(sql: postgres.Sql) {
   await sql`truncate watches, upstream_tasks, task_snapshots, deliveries, delivery_attempts`;
-  await sql`delete from bench_lateness`;
 }
 
-const LATENESS_DDL = `
-  create unlogged table if not exists bench_lateness (at timestamptz not null default now(), lateness_ms float8 not null);
-  create or replace function bench_claim_lateness() returns trigger language plpgsql as $$
-  begin
-    insert into bench_lateness (lateness_ms) values (extract(epoch from (now() - old.next_poll_at)) * 1000);
-    return null;
-  end $$;
-  drop trigger if exists bench_claim_lateness on upstream_tasks;
-  create trigger bench_claim_lateness after update on upstream_tasks
-    for each row when (old.lease_token is null and new.lease_token is not null)
-    execute function bench_claim_lateness();
-  alter table upstream_tasks disable trigger bench_claim_lateness;`;
-
-async function setTrigger(sql: postgres.Sql, on: boolean) {
-  await sql.unsafe(`alter table upstream_tasks ${on ? 'enable' : 'disable'} trigger bench_claim_lateness`);
+/**
+ * Poll lateness from the gateways' own histogram (taskhook_poll_lateness_seconds: poll start −
+ * due, owned tasks timed by the worker's heap), summed over the processes: a window is the
+ * difference of two scrapes; percentiles are bucket upper bounds.
+ */
+type Hist = Map<number, number>;
+async function scrapeLateness(urls: string[]): Promise<Hist> {
+  const h: Hist = new Map();
+  for (const url of urls) {
+    const res = await request(`${url}/metrics`).catch(() => undefined);
+    if (!res) continue;
+    const text = await res.body.text();
+    for (const m of text.matchAll(/^taskhook_poll_lateness_seconds_bucket\{le="([^"]+)"\} (\d+)/gm)) {
+      const le = m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]);
+      h.set(le, (h.get(le) ?? 0) + Number(m[2]));
+    }
+  }
+  return h;
 }
 
 interface Lateness extends Dist {
-  /** what it is: claim time − the next_poll_at the row was due at, for every claim in the window */
+  /** what it is */
   source: string;
 }
 
-async function latenessSince(sql: postgres.Sql, fromMs: number, toMs: number): Promise<Lateness> {
-  const rows = await sql<{ l: number }[]>`
-    select lateness_ms as l from bench_lateness where at >= to_timestamp(${fromMs / 1000}) and at <= to_timestamp(${toMs / 1000})`;
-  return { ...dist(rows.map((r) => r.l)), source: 'claim time − scheduled next_poll_at, per claimed row (trigger on upstream_tasks)' };
+function latenessBetween(a: Hist, b: Hist): Lateness {
+  const les = [...b.keys()].sort((x, y) => x - y);
+  const cum = les.map((le) => (b.get(le) ?? 0) - (a.get(le) ?? 0));
+  const n = cum[cum.length - 1] ?? 0;
+  const at = (q: number) => {
+    const i = cum.findIndex((c) => c >= q * n);
+    return i < 0 ? NaN : les[i]! * 1000;
+  };
+  return { n, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1), mean: NaN, source: 'poll start − due, the workers\' histogram (bucket upper bounds)' };
 }
 
 async function backlog(sql: postgres.Sql) {
   const [r] = await sql<{ due: number; oldest_ms: number | null }[]>`
     select count(*)::int as due, (extract(epoch from now() - min(next_poll_at)) * 1000)::float8 as oldest_ms
-      from upstream_tasks where lease_token is null and next_poll_at <= now()`;
+      from upstream_tasks where owner_id is null and lease_token is null and next_poll_at <= now()`;
   return { due: r?.due ?? 0, oldestMs: r?.oldest_ms ?? 0 };
 }
 
-/** The poller's claim statement (src/poller/poller.ts, claimSql: batch 100, lease 25 s), EXPLAIN'ed and rolled back. */
+/**
+ * The poller's claim statement itself (src/poller/sql.ts CLAIM_SQL, batch CLAIM_BATCH, claiming
+ * ahead CLAIM_AHEAD_MS), EXPLAIN'ed for a throw-away worker row and rolled back.
+ */
 async function explainClaim(sql: postgres.Sql) {
-  const leaseMs = 2 * 10_000 + 5_000; // leaseFor(TASKHOOK_UPSTREAM_TIMEOUT_S = 10 s)
-  // Keep in step with claimSql in src/poller/poller.ts (batch 250).
-  const statement = `
-    with due as (
-      select id, next_poll_at from upstream_tasks
-       where next_poll_at <= now()
-       order by next_poll_at
-       limit 250
-       for update skip locked
-    ), claimed as (
-      update upstream_tasks t
-         set lease_token = gen_random_uuid(),
-             next_poll_at = now() + ${leaseMs} * interval '1 millisecond',
-             polls = t.polls + 1
-       where t.id = any(array(select id from due))
-      returning t.id, t.tenant_id, t.task_id, t.lease_token, t.unauthorized_streak, t.error_streak,
-                t.processing_seen, t.snapshot_hash::float8 as snapshot_hash, (extract(epoch from now() - t.created_at) * 1000)::float8 as age_ms)
-    select c.*, extract(epoch from now() - due.next_poll_at)::float8 as lateness_s from claimed c join due on due.id = c.id`;
   const runs: { executionMs: number; planningMs: number; rows: number; plan: string }[] = [];
   for (let i = 0; i < 3; i++) {
     const c = await sql.reserve();
     try {
       await c`begin`;
-      const out = await c.unsafe(`explain (analyze, buffers) ${statement}`);
+      const [w] = await c<{ id: number }[]>`insert into workers (host, pid, version) values ('bench', 0, 'explain') returning id::int as id`;
+      const out = await c.unsafe(`explain (analyze, buffers) ${CLAIM_SQL}`, claimParams({ worker: w!.id, limit: CLAIM_BATCH, aheadMs: CLAIM_AHEAD_MS }));
       await c`rollback`;
       const plan = (out as unknown as Record<string, string>[]).map((r) => Object.values(r)[0]).join('\n');
       runs.push({
         executionMs: Number(/Execution Time: ([\d.]+) ms/.exec(plan)?.[1]),
         planningMs: Number(/Planning Time: ([\d.]+) ms/.exec(plan)?.[1]),
-        rows: Number(/Update on upstream_tasks t .*actual time=[\d.]+\.\.[\d.]+ rows=(\d+)/.exec(plan)?.[1] ?? /rows=(\d+)/.exec(plan)?.[1]),
+        rows: Number(/Update on upstream_tasks t.*actual time=[\d.]+\.\.[\d.]+ rows=(\d+)/.exec(plan)?.[1] ?? /rows=(\d+)/.exec(plan)?.[1]),
         plan,
       });
     } finally {
@@ -754,6 +749,9 @@ interface PgWrites {
   walMBps: number;
   commitsPerS: number;
   rowWritesPerS: number;
+  /** per upstream poll in the window (the issue-14 targets: ≤ 0.2 rows, ≤ 100 B) */
+  rowWritesPerPoll: number;
+  walBytesPerPoll: number;
 }
 
 async function pgCounters(sql: postgres.Sql) {
@@ -764,9 +762,11 @@ async function pgCounters(sql: postgres.Sql) {
   return { at: Date.now(), wal: Number(r!.wal), commits: Number(r!.commits), rows: Number(r!.rows) };
 }
 
-function pgWritesBetween(a: Awaited<ReturnType<typeof pgCounters>>, b: Awaited<ReturnType<typeof pgCounters>>): PgWrites {
+function pgWritesBetween(a: Awaited<ReturnType<typeof pgCounters>>, b: Awaited<ReturnType<typeof pgCounters>>, pollsPerS: number): PgWrites {
   const s = (b.at - a.at) / 1000;
-  return { walMBps: (b.wal - a.wal) / 1e6 / s, commitsPerS: (b.commits - a.commits) / s, rowWritesPerS: (b.rows - a.rows) / s };
+  const rowWritesPerS = (b.rows - a.rows) / s;
+  const walBps = (b.wal - a.wal) / s;
+  return { walMBps: walBps / 1e6, commitsPerS: (b.commits - a.commits) / s, rowWritesPerS, rowWritesPerPoll: rowWritesPerS / pollsPerS, walBytesPerPoll: walBps / pollsPerS };
 }
 
 async function runTaskhook(env: Env) {
@@ -786,8 +786,6 @@ async function runTaskhook(env: Env) {
     // 1. sweep: one set of gateways (the first boot applies the migrations), topped up from one
     //    size to the next; polls/s, lateness, RSS at each. The lateness trigger goes in once the tables exist.
     let gw = await startGateways(env, cfg.processes, cfg.scale);
-    await sql.unsafe(LATENESS_DDL);
-    await setTrigger(sql, cfg.latenessTrigger);
     const sp = `${p}s-`;
     let have = 0;
     for (const [k, n] of cfg.sizes.entries()) {
@@ -802,19 +800,18 @@ async function runTaskhook(env: Env) {
       const firstPollsMs = await waitFirstPolls(sql, 300_000);
       await sql`analyze upstream_tasks`;
       await sleep(warmupMs(cfg.scale));
-      const from = Date.now();
+      const h0 = await scrapeLateness(gw.urls);
       const pg0 = await pgCounters(sql);
       const window = await measureWindow(env, cfg.window, gw.pids);
       // (pg_stat_database is flushed by backends about once a second: wait for it)
       await sleep(1_100);
-      const pg = pgWritesBetween(pg0, await pgCounters(sql));
-      const to = Date.now();
+      const pg = pgWritesBetween(pg0, await pgCounters(sql), window.pollsPerS);
       const row: SweepRow = { n, via, registration, firstPollsMs, window, demand: demand(n, cfg.scale), backlog: await backlog(sql), pg };
-      if (cfg.latenessTrigger) row.lateness = await latenessSince(sql, from, to);
+      row.lateness = latenessBetween(h0, await scrapeLateness(gw.urls));
       out.sweep.push(row);
-      log(`  every watch polled once ${fmt.ms(firstPollsMs)} after registration; ${fmt.int(window.pollsPerS)} polls/s (asked for ${fmt.int(row.demand)}), lateness p99 ${fmt.ms(row.lateness?.p99)}, backlog ${row.backlog.due}, RSS ${window.rssMiB.map((r) => fmt.int(r)).join('/')} MiB`);
+      log(`  every watch polled once ${fmt.ms(firstPollsMs)} after registration; ${fmt.int(window.pollsPerS)} polls/s (asked for ${fmt.int(row.demand)}), lateness p99 ≤ ${fmt.ms(row.lateness?.p99)}, backlog ${row.backlog.due}, RSS ${window.rssMiB.map((r) => fmt.int(r)).join('/')} MiB`);
+      log(`  Postgres per poll: ${pg.rowWritesPerPoll.toFixed(3)} row writes, ${fmt.int(pg.walBytesPerPoll)} B of WAL (${fmt.int(pg.rowWritesPerS)} rows/s, ${pg.walMBps.toFixed(2)} MB/s WAL, ${fmt.int(pg.commitsPerS)} commits/s)`);
     }
-    await setTrigger(sql, false);
     out.explain = await explainClaim(sql);
     log(`  claim EXPLAIN ANALYZE at ${fmt.int(out.explain.tableRows)} rows: ${out.explain.executionMs} ms`);
     // the api processes of phase 3 boot while these stop (when the lateness phase does not come between)
@@ -828,7 +825,6 @@ async function runTaskhook(env: Env) {
       const scale = cfg.latenessScale;
       log(`taskhook: lateness, ${fmt.int(n)} watches at scale ${scale} (3–6 s × ${scale}), inserted via SQL`);
       await resetTaskhook(sql);
-      await setTrigger(sql, true);
       const prefix = `${p}l-`;
       await createTasks(env, prefix, n, { durationMs: NEVER_MS, processingAfterMs: 0 });
       gw = await startGateways(env, cfg.processes, scale);
@@ -838,13 +834,11 @@ async function runTaskhook(env: Env) {
       // every watch's first poll (the heavier one that records `processing`) lands in the first
       // mean interval; two more full cycles let that settle before the window
       await sleep(2 * (POLL_MIN_MS + POLL_SPREAD_MS) * scale + 1000);
-      const from = Date.now();
+      const h0 = await scrapeLateness(gw.urls);
       const window = await measureWindow(env, cfg.latenessWindow, gw.pids);
-      const to = Date.now();
-      out.lateness = { n, scale, demand: demand(n, scale), firstPollsMs, window, lateness: await latenessSince(sql, from, to), backlog: await backlog(sql) };
+      out.lateness = { n, scale, demand: demand(n, scale), firstPollsMs, window, lateness: latenessBetween(h0, await scrapeLateness(gw.urls)), backlog: await backlog(sql) };
       log(`  lateness p50 ${fmt.ms(out.lateness.lateness.p50)}, p99 ${fmt.ms(out.lateness.lateness.p99)} over ${fmt.int(out.lateness.lateness.n)} claims; ${fmt.int(window.pollsPerS)} polls/s`);
       await gw.stop();
-      await setTrigger(sql, false);
     }
 
     // 3. registration on `serve --role api` processes (no poller or deliverer anywhere yet), then
@@ -998,7 +992,7 @@ function report(results: any, facts: ReturnType<typeof machineFacts>, pg: Record
     L.push('');
   }
   if (th) {
-    L.push(`taskhook sweep (scale ${cfg.scale}; lateness = claim − due, every claim in the window)`);
+    L.push(`taskhook sweep (scale ${cfg.scale}; lateness = poll start − due, from the workers' histogram: bucket upper bounds)`);
     L.push(`  ${lpad('N', 9)}  via ${lpad('polls/s', 9)}${lpad('asked', 9)}${lpad('late p50', 11)}${lpad('p99', 11)}${lpad('backlog', 9)}${lpad('RSS MiB', 10)}   CPU % gateway / postgres / sim / other`);
     for (const r of th.sweep as SweepRow[]) {
       L.push(
@@ -1013,7 +1007,7 @@ function report(results: any, facts: ReturnType<typeof machineFacts>, pg: Record
     }
     if (th.lateness) {
       const l = th.lateness;
-      L.push(`  lateness phase: ${fmt.int(l.n)} watches at scale ${l.scale} (asking ${fmt.int(l.demand)} polls/s, got ${fmt.int(l.window.pollsPerS)}): p50 ${fmt.ms(l.lateness.p50)}, p90 ${fmt.ms(l.lateness.p90)}, p99 ${fmt.ms(l.lateness.p99)}, max ${fmt.ms(l.lateness.max)} over ${fmt.int(l.lateness.n)} claims`);
+      L.push(`  lateness phase: ${fmt.int(l.n)} watches at scale ${l.scale} (asking ${fmt.int(l.demand)} polls/s, got ${fmt.int(l.window.pollsPerS)}): p50 ${fmt.ms(l.lateness.p50)}, p90 ${fmt.ms(l.lateness.p90)}, p99 ${fmt.ms(l.lateness.p99)}, max ${fmt.ms(l.lateness.max)} over ${fmt.int(l.lateness.n)} polls`);
     }
     if (th.registration) {
       const r = th.registration as Registration;

@@ -45,7 +45,7 @@ const ANSWER_STATUS: Record<string, number | null> = { ack: 204, '500': 500, '42
 /** clock readings of two processes on one machine: a poll's due time vs the sim's arrival stamp */
 const CLOCK_SLACK_MS = 25;
 /** before a fault starts, an acknowledged send may still be waiting to be recorded */
-const UNRECORDED_ACK_MS = 3_000;
+export const UNRECORDED_ACK_MS = 3_000;
 
 interface Info {
   key: string;

@@ -158,6 +158,12 @@ const schema = z.object({
     .max(120, { message: 'expected seconds (0.1-120)' })
     .default(10)
     .describe('per upstream poll'),
+  TASKHOOK_WORKER_TIMEOUT_S: z.coerce
+    .number({ message: 'expected seconds (2-60)' })
+    .min(2, { message: 'expected seconds (2-60)' })
+    .max(60, { message: 'expected seconds (2-60)' })
+    .default(8)
+    .describe('a worker whose heartbeat is older than this is dead: the others take over its tasks (src/poller/tuning.ts)'),
   TASKHOOK_SUBMIT_PATHS: z
     .string()
     .default(DEFAULT_SUBMIT_PATHS.join(','))
@@ -255,6 +261,8 @@ export interface Config {
   retryScheduleMs: number[];
   deliveryTimeoutMs: number;
   upstreamTimeoutMs: number;
+  /** a heartbeat older than this and a worker is dead (TASKHOOK_WORKER_TIMEOUT_S) */
+  workerTimeoutMs: number;
   /** POST /v1/tasks: the upstream path prefixes allowed, and the upstream call's deadline */
   submitPaths: string[];
   submitTimeoutMs: number;
@@ -324,6 +332,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     retryScheduleMs: e.TASKHOOK_RETRY_SCHEDULE,
     deliveryTimeoutMs: Math.round(e.TASKHOOK_DELIVERY_TIMEOUT_S * 1000),
     upstreamTimeoutMs: Math.round(e.TASKHOOK_UPSTREAM_TIMEOUT_S * 1000),
+    workerTimeoutMs: Math.round(e.TASKHOOK_WORKER_TIMEOUT_S * 1000),
     submitPaths: e.TASKHOOK_SUBMIT_PATHS,
     submitTimeoutMs: Math.round(e.TASKHOOK_SUBMIT_TIMEOUT_S * 1000),
     shutdownTimeoutMs: e.TASKHOOK_SHUTDOWN_TIMEOUT_S * 1000,

@@ -160,7 +160,7 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
       notFoundGraceMs: cfg.notFoundGraceMs,
       maxWatchAgeMs: cfg.maxWatchAgeMs,
       pollScale: cfg.pollScale,
-      leaseMs: leaseFor(cfg.upstreamTimeoutMs),
+      workerTimeoutMs: cfg.workerTimeoutMs,
       requestTimeoutMs: cfg.upstreamTimeoutMs,
       fault: cfg.faults,
       onEnqueued: () => d.wake(),

@@ -83,7 +83,7 @@ export function createMetrics(o: MetricsOptions = {}) {
   for (const outcome of POLL_OUTCOMES) polls.inc({ outcome }, 0);
   const pollLateness = new Histogram({
     name: 'taskhook_poll_lateness_seconds',
-    help: 'How long after its due time a task was claimed for polling',
+    help: 'How long after its due time a task\'s poll started (an owned task: from the worker\'s timer heap)',
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
     registers,
   });
@@ -157,7 +157,7 @@ export function createMetrics(o: MetricsOptions = {}) {
     let counting: Promise<Counts | undefined> | undefined;
     const query = () =>
       sql<Counts[]>`
-        select (select count(*) from (select 1 from upstream_tasks where next_poll_at <= now() limit ${GAUGE_COUNT_CAP}) a)::int as due,
+        select (select count(*) from (select 1 from upstream_tasks where owner_id is null and next_poll_at <= now() limit ${GAUGE_COUNT_CAP}) a)::int as due,
                (select count(*) from (select 1 from deliveries where status = 'pending' limit ${GAUGE_COUNT_CAP}) b)::int as pending`
         .then(([row]) => row, () => undefined);
     const counts = () =>

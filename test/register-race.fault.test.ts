@@ -2,9 +2,11 @@
 // task, registered while a poll of that task was in flight, stayed `watching` forever.
 // The poll's finishing statement waited on the row lock the registration held, then —
 // its snapshot older than the registration's commit — removed the task from the
-// schedule without seeing the new watch. Registering now takes the in-flight poll's lease
-// away, so that poll cannot finish the task; the task is polled again and every watch of
-// it ends. The race is made deterministic here: the worker freezes itself between the
+// schedule without seeing the new watch. The finish now locks the task's row first and
+// reads the watches in a second statement of its transaction (src/poller/sql.ts lockOwned),
+// so it sees every watch whose registration committed before its lock; a registration that
+// comes after waits for it, and schedules the task afresh. (With leases, registering took
+// the in-flight poll's lease away instead.) The race is made deterministic here: the worker freezes itself between the
 // upstream's terminal answer and its commit, and a trigger holds the registration's
 // transaction open while the worker finishes.
 import { afterEach, describe, expect, it } from 'vitest';

@@ -138,7 +138,7 @@ async function waitAll(r: Rig, n: number, processes: GatewayProcess[]): Promise<
     return await waitAllDelivered(r.db, n, 30_000);
   } catch (err) {
     const stuck = await r.db.sql`
-      select w.id, w.status, w.task_id, u.next_poll_at - now() as due_in, u.lease_token is not null as leased, u.polls,
+      select w.id, w.status, w.task_id, u.next_poll_at - now() as due_in, u.lease_token is not null as leased, u.owner_id, u.polls,
              s.status as upstream_status, (select json_agg(json_build_object('status', d.status, 'attempts', d.attempts, 'due_in', d.next_attempt_at - now(), 'leased', d.lease_token is not null))
                                             from deliveries d where d.watch_id = w.id) as deliveries
         from watches w
@@ -239,9 +239,11 @@ describe('rolling upgrade: the previous release beside this one on one database'
 
     // Registrations through both releases; the old process is the only worker, so
     // every one of these delivered is the old code polling and delivering on the new schema.
+    // Half of them finish within a few seconds, half 15–20 s later: the new worker's boot takes
+    // seconds on a loaded box, and the old one must still have work in flight when it is stopped.
     const second = [
-      ...(await register(r, o, 50, (k) => 300 + ((k * 83) % 4000))),
-      ...(await register(r, api, 50, (k) => 300 + ((k * 89) % 4000))),
+      ...(await register(r, o, 50, (k) => (k % 2 ? 300 + ((k * 83) % 4000) : 15_000 + ((k * 83) % 5000)))),
+      ...(await register(r, api, 50, (k) => (k % 2 ? 300 + ((k * 89) % 4000) : 15_000 + ((k * 89) % 5000)))),
     ];
     await r.receiver.waitFor((all) => deliveredOf(second)(all) >= 30);
 

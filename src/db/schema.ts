@@ -80,12 +80,48 @@ export const upstreamTasks = pgTable(
      */
     lastPollError: text('last_poll_error'),
     lastPollErrorAt: ts('last_poll_error_at'),
+    /**
+     * The `workers` row of the process that owns this task (scheduler v2, src/poller/):
+     * it keeps the task in memory and polls it on its own timer, writing only when
+     * something changed and at checkpoints, so `next_poll_at` and `polls` lag the truth
+     * by at most a checkpoint interval while owned. Null: nobody owns it, claimable when due.
+     */
+    ownerId: bigint('owner_id', { mode: 'number' }),
   },
   (t) => [
     uniqueIndex('upstream_tasks_tenant_task_uq').on(t.tenantId, t.taskId),
       // Finished rows are deleted, so every row here is live: the whole table is the "partial" set.
+    // (the previous release's claim; kept while a release that reads it may run)
     index('upstream_tasks_due_idx').on(t.nextPollAt),
+    // The v2 claim walks only the unowned rows: an owned row's next_poll_at is a checkpoint
+    // that falls behind between writes, and must not be scanned past on every claim.
+    index('upstream_tasks_unowned_due_idx').on(t.nextPollAt).where(sql`owner_id is null`),
+    // takeover and hand-back: all the rows of one worker
+    index('upstream_tasks_owner_idx').on(t.ownerId).where(sql`owner_id is not null`),
   ],
+);
+
+/**
+ * One row per scheduler process (a worker) since it started: it heartbeats `heartbeat_at`
+ * every second or so; one whose heartbeat is older than the worker timeout is declared
+ * dead (`dead_at`) by any live worker, in the same statement that takes its tasks away,
+ * so nothing it writes afterwards can land (every write checks `owner_id`). A process
+ * that lost its row registers a new one: a worker id is never owned twice.
+ */
+export const workers = pgTable(
+  'workers',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    startedAt: ts('started_at').notNull().defaultNow(),
+    heartbeatAt: ts('heartbeat_at').notNull().defaultNow(),
+    deadAt: ts('dead_at'),
+    /** tasks it owns, as of its last heartbeat (for balancing) */
+    owned: integer('owned').notNull().default(0),
+    host: text('host'),
+    pid: integer('pid'),
+    version: text('version'),
+  },
+  (t) => [index('workers_live_idx').on(t.heartbeatAt).where(sql`dead_at is null`)],
 );
 
 /** The last answer upstream gave for a task, verbatim. Survives the task's upstream_tasks row. */

@@ -1,42 +1,30 @@
-// The poller: claims due tasks in batches under a lease, asks upstream once per
-// task (however many watches share it), and records what it learned. A terminal
-// status or a give-up writes the outbox rows in the same transaction that removes
-// the task from the schedule, so no outcome is ever decided without its webhook.
+// The poller (scheduler v2): this worker claims due tasks in batches and owns them while
+// it is alive (liveness.ts); it keeps them in a timer heap and polls each on its cadence,
+// asking upstream once per task however many watches share it. What an answer comes to is
+// decide.ts; a poll that changes nothing writes nothing. Durable writes (sql.ts), batched
+// and fenced by ownership: a changed snapshot, the first `processing`, a poll error's
+// transitions, a task's end with its outbox rows in one transaction, a rolling checkpoint
+// of poll counts and due times (tuning.ts CHECKPOINT_MS), hand-backs.
 import type { Sql } from '../db/client.js';
 import { ClaimLoop } from '../engine/loop.js';
+import { TimerHeap } from '../engine/timer-heap.js';
 import type { TenantDirectory } from '../tenancy/directory.js';
 import { TERMINAL_STATUSES, type PollResult, type UpstreamClient } from '../upstream/client.js';
-import { nextPollDelayMs, type PollSignal } from '../upstream/schedule.js';
-import { giveUpData, outboxIdPrefix, webhookHead, type EventType, type GiveUpCode } from '../delivery/outbox.js';
+import { nextPollDelayMs } from '../upstream/schedule.js';
+import { webhookHead } from '../delivery/outbox.js';
 import type { Logger } from '../log.js';
 import { Breaker, overranDeadline } from '../engine/breaker.js';
 import { TokenBuckets } from '../engine/token-bucket.js';
 import { BatchWriter } from '../engine/batch.js';
-import { snapshotHash } from './snapshot-hash.js';
-import { PollErrorLog, pollErrorOf, pollErrorWrite } from './poll-error.js';
+import { PollErrorLog, pollErrorOf } from './poll-error.js';
+import { decide, type Answer, type Decision, type TaskState } from './decide.js';
+import * as q from './sql.js';
+import { WorkerLiveness } from './liveness.js';
+import { Ownership, type Owned } from './ownership.js';
+import { CHECKPOINT_MS, CLAIM_AHEAD_MS, CLAIM_BATCH, DEFAULT_WORKER_TIMEOUT_MS, MAX_IN_FLIGHT, WRITE_CHUNK } from './tuning.js';
 import { noFaults, type Fault } from '../faults.js';
 import type { Metrics, PollOutcome } from '../metrics.js';
-
-export interface ClaimedTask {
-  id: number;
-  tenant_id: string;
-  task_id: string;
-  lease_token: string;
-  unauthorized_streak: number;
-  error_streak: number;
-  processing_seen: boolean;
-  /** hash of the snapshot stored last (null: unknown) */
-  snapshot_hash: number | null;
-  age_ms: number;
-  /** seconds between the row's due time and this claim */
-  lateness_s: number;
-  /** local clock at claim, to notice a lease lost while this process was paused */
-  claimed_at: number;
-  /** the watch's last_poll_error as stored (poll-error.ts) */
-  last_poll_error: string | null;
-  /** this poll's failure (null: it got the task), once a request was made */
-  poll_error?: string | null;
-}
+import { VERSION } from '../version.js';
 
 export interface PollerOptions {
   sql: Sql;
@@ -48,417 +36,410 @@ export interface PollerOptions {
   pollScale?: number;
   /** Called after events were committed, to wake the deliverer in this process. */
   onEnqueued?: () => void;
-  batchSize?: number;
-  maxInFlight?: number;
-  idleMs?: number;
-  /** Longer than the upstream request deadline (see leaseFor): an expired lease makes the task due again. */
-  leaseMs: number;
-  /** the upstream request deadline: no request is started unless it can finish inside the lease */
+  /** a heartbeat older than this and a worker is dead (tuning.ts) */
+  workerTimeoutMs?: number;
+  /** the upstream request deadline (a failure that overran it by far: this process was paused) */
   requestTimeoutMs?: number;
+  idleMs?: number;
+  maxInFlight?: number;
   random?: () => number;
   now?: () => number;
   fault?: Fault;
-  /** counters and histograms (src/metrics.ts); absent → nothing is measured */
   metrics?: Metrics;
 }
 
-const UNAUTHORIZED_LIMIT = 3;
-
-const pollOutcome = (r: PollResult): PollOutcome =>
-  r.kind === 'task' ? (TERMINAL_STATUSES.has(r.status) ? 'terminal' : 'running') : r.kind;
+const pollOutcome = (r: PollResult | { kind: 'unchanged' }): PollOutcome =>
+  r.kind === 'unchanged' ? 'running' : r.kind === 'task' ? (TERMINAL_STATUSES.has(r.status) ? 'terminal' : 'running') : r.kind;
 
 export function createPoller(o: PollerOptions) {
-  const { sql, log } = o;
-  const leaseMs = o.leaseMs;
+  const { sql, log, metrics } = o;
   const random = o.random ?? Math.random;
   const now = o.now ?? Date.now;
   const fault = o.fault ?? noFaults;
-  const metrics = o.metrics;
-  // Per-tenant upstream health: a 429 or a run of errors pauses that tenant's polling
-  // (every process honours it through the deferred next_poll_at), not anyone else's.
+  const limits = { notFoundGraceMs: o.notFoundGraceMs, maxWatchAgeMs: o.maxWatchAgeMs };
+  const maxInFlight = o.maxInFlight ?? MAX_IN_FLIGHT;
+  // The checkpoint bound scales with the cadence (tests and demos poll 20× faster).
+  const checkpointMs = Math.max(250, CHECKPOINT_MS * Math.min(1, o.pollScale ?? 1));
+  const keepEveryMs = Math.min(1_000, checkpointMs / 4);
+  // Per-tenant upstream health: a 429 or a run of errors pauses that tenant's polling.
   const pollBuckets = new TokenBuckets();
   const upstreamBreaker = new Breaker({ threshold: 5, baseOpenMs: 5_000 * (o.pollScale ?? 1), maxOpenMs: 300_000 });
   const pollErrors = new PollErrorLog(log, now);
+  const tasks = new Ownership(now);
+  const heap = new TimerHeap<Owned>();
+  let running = false;
+  let inFlight = 0;
+  let idleDone: Promise<void> | undefined;
 
-  const claim = async (limit: number) => {
-    const rows = await claimSql(limit);
-    const at = now();
-    for (const r of rows) r.claimed_at = at;
-    if (metrics) {
-      metrics.claimed('poller', rows.length);
-      for (const r of rows) metrics.pollLateness(r.lateness_s);
+  const liveness = new WorkerLiveness({
+    sql,
+    log,
+    timeoutMs: o.workerTimeoutMs ?? DEFAULT_WORKER_TIMEOUT_MS,
+    version: VERSION,
+    owned: () => tasks.size,
+    onLost: (reason) => {
+      const n = tasks.dropAll();
+      heap.clear();
+      handBack.length = 0; // their rows were freed with the rest
+      log.warn({ tasks: n, reason }, 'dropped every task this worker owned');
+    },
+    onHeartbeat: (hb) => tasks.heard(hb),
+  });
+
+  // ---- durable writes, batched, each fenced by the worker id the task was claimed under
+  const byOwner = async <T extends { owner: number }, R>(rows: T[], write: (owner: number, rows: T[]) => Promise<R[]>): Promise<R[]> => {
+    const groups = new Map<number, number[]>();
+    rows.forEach((r, i) => groups.set(r.owner, [...(groups.get(r.owner) ?? []), i]));
+    const out = new Array<R>(rows.length);
+    for (const [owner, idx] of groups) {
+      const res = await write(owner, idx.map((i) => rows[i]!));
+      idx.forEach((i, k) => (out[i] = res[k]!));
     }
-    return rows;
+    return out;
   };
+  type Item<T> = T & { owner: number };
+  const writer = new BatchWriter<Item<q.TaskWrite>, boolean>(
+    (rows) => byOwner(rows, async (owner, rs) => {
+      const done = await q.writeTasks(sql, owner, rs);
+      return rs.map((r) => done.has(r.id));
+    }),
+    WRITE_CHUNK,
+    10,
+  );
+  const ended = (res: { done: Set<number>; enqueued: number }, ids: number[]) => {
+    if (res.enqueued > 0) o.onEnqueued?.();
+    return ids.map((id) => res.done.has(id));
+  };
+  const finisher = new BatchWriter<Item<q.Finish>, boolean>(
+    (rows) => byOwner(rows, async (owner, rs) => ended(await q.finishTasks(sql, owner, rs, new Date(now())), rs.map((r) => r.id))),
+    500,
+    5,
+  );
+  const starter = new BatchWriter<Item<q.Started>, boolean>(
+    (rows) => byOwner(rows, async (owner, rs) => ended(await q.startTasks(sql, owner, rs, new Date(now())), rs.map((r) => r.id))),
+    500,
+    10,
+  );
 
-  /** Push a tenant's waiting tasks past `ms` (spread a little, so they don't all return at once). */
-  async function deferTenant(tenantId: string, ms: number) {
-    const spread = Math.min(5_000, ms * 0.1);
-    const moved = await sql`
-      update upstream_tasks
-         set next_poll_at = greatest(next_poll_at, now() + (${ms} + random() * ${spread}) * interval '1 millisecond')
-       where tenant_id = ${tenantId} and lease_token is null`;
-    log.warn({ tenant: tenantId, pause_ms: Math.round(ms), tasks: moved.count }, 'pausing polls for tenant');
-  }
-
-  async function release(tasks: ClaimedTask[]) {
-    await sql`
-      update upstream_tasks u set lease_token = null, next_poll_at = now()
-        from unnest(${tasks.map((t) => t.id)}::bigint[], ${tasks.map((t) => t.lease_token)}::uuid[]) as r(id, token)
-       where u.id = r.id and u.lease_token = r.token`;
-  }
-
-  // The update's `returning` sees the new next_poll_at (the lease expiry); the due time
-  // it replaced, for the lateness metric, comes from the locked rows themselves (`due`),
-  // joined to the claimed ones afterwards: two CTEs of one batch each, a hash join of a
-  // few hundred rows. (EXPLAIN ANALYZE at a million rows: the same pkey index scan, and
-  // the same ~5 ms per 250-row claim as without the join.)
-  const claimSql = (limit: number) => sql<ClaimedTask[]>`
-    with due as (
-      select id, next_poll_at from upstream_tasks
-       where next_poll_at <= now()
-       order by next_poll_at
-       limit ${limit}
-       for update skip locked
-    ), claimed as (
-      update upstream_tasks t
-         set lease_token = gen_random_uuid(),
-             next_poll_at = now() + ${leaseMs} * interval '1 millisecond',
-             polls = t.polls + 1
-       -- = any(array(…)) rather than a join: the planner then fetches the claimed rows by
-       -- primary key instead of hash-joining against a scan of the whole table, which
-       -- keeps the claim O(batch) at a million rows (seen in EXPLAIN ANALYZE).
-       where t.id = any(array(select id from due))
-      returning t.id, t.tenant_id, t.task_id, t.lease_token, t.unauthorized_streak, t.error_streak,
-                t.processing_seen, t.last_poll_error, t.snapshot_hash::float8 as snapshot_hash, (extract(epoch from now() - t.created_at) * 1000)::float8 as age_ms)
-    select c.*, extract(epoch from now() - due.next_poll_at)::float8 as lateness_s from claimed c join due on due.id = c.id`;
-
-  /** Lease-guarded reschedule, recording the snapshot (if any) in the same statement. */
-  interface Reschedule {
-    id: number;
-    token: string;
-    delayMs: number;
-    unauthorized: number;
-    errors: number;
-    processing: boolean;
-    status: string | null;
-    /** the snapshot, only when it differs from the stored one (its hash is `hash`) */
-    raw: string | null;
-    hash: number | null;
-    /** 1: set last_poll_error to pollError (null clears it); 0: leave it (poll-error.ts) */
-    pollErrorChanged: number;
-    pollError: string | null;
-  }
-
-  /**
-   * Every non-final poll outcome goes through one statement per batch: the
-   * lease-guarded reschedule of all of them, and the snapshots that changed.
-   * At thousands of polls a second this is the difference between one write per
-   * poll and one per few hundred.
-   */
-  // (processing goes as int[]: postgres.js does not serialise bool[] parameters)
-  const rescheduler = new BatchWriter<Reschedule, void>(async (rows) => {
-    await sql`
-      with r as (
-        select * from unnest(
-          ${rows.map((r) => r.id)}::bigint[], ${rows.map((r) => r.token)}::uuid[], ${rows.map((r) => r.delayMs)}::float8[],
-          ${rows.map((r) => r.unauthorized)}::int[], ${rows.map((r) => r.errors)}::int[], ${rows.map((r) => (r.processing ? 1 : 0))}::int[],
-          ${rows.map((r) => r.status)}::text[], ${rows.map((r) => r.raw)}::text[], ${rows.map((r) => r.hash)}::float8[],
-          ${rows.map((r) => r.pollErrorChanged)}::int[], ${rows.map((r) => r.pollError)}::text[]
-        ) as r(id, token, delay_ms, unauthorized, errors, processing, status, raw, hash, pe_changed, pe)
-      ), t as (
-        update upstream_tasks u
-           set lease_token = null, next_poll_at = now() + r.delay_ms * interval '1 millisecond',
-               unauthorized_streak = r.unauthorized, error_streak = r.errors, processing_seen = r.processing <> 0,
-               snapshot_hash = coalesce(r.hash::bigint, u.snapshot_hash),
-               last_poll_error = case when r.pe_changed <> 0 then r.pe else u.last_poll_error end,
-               last_poll_error_at = case when r.pe_changed = 0 then u.last_poll_error_at when r.pe is not null then now() end
-          from r
-         where u.id = r.id and u.lease_token = r.token
-        returning u.id, u.tenant_id, u.task_id, u.polls)
-      insert into task_snapshots (tenant_id, task_id, status, snapshot, polls)
-      select t.tenant_id, t.task_id, r.status, r.raw, t.polls from t join r on r.id = t.id where r.raw is not null
-      on conflict (tenant_id, task_id) do update
-        set status = excluded.status, snapshot = excluded.snapshot, polls = excluded.polls, updated_at = now()
-        where task_snapshots.snapshot is distinct from excluded.snapshot`;
-    return rows.map(() => undefined);
-  }, 500, 10);
-
-  function reschedule(task: ClaimedTask, signal: PollSignal, changes: Partial<ClaimedTask>, snapshot?: { status: string; raw: string }) {
-    // Most polls of a running task get the same answer as last time: then only the schedule moves.
-    // (A snapshot written by a process of an older release leaves the hash stale; the
-    // worst that does is skip storing one answer that equals the one hashed.)
-    const hash = snapshot ? snapshotHash(snapshot.raw) : null;
-    const changed = snapshot !== undefined && hash !== task.snapshot_hash;
-    const pollError = pollErrorWrite(task.last_poll_error, task.poll_error);
-    return rescheduler.add({
-      id: task.id,
-      token: task.lease_token,
-      delayMs: nextPollDelayMs(signal, { ageMs: task.age_ms, random: random(), scale: o.pollScale }),
-      unauthorized: changes.unauthorized_streak ?? 0,
-      errors: changes.error_streak ?? 0,
-      processing: changes.processing_seen ?? task.processing_seen,
-      status: changed ? snapshot.status : null,
-      raw: changed ? snapshot.raw : null,
-      hash: changed ? hash : null,
-      pollErrorChanged: pollError ? 1 : 0,
-      pollError: pollError?.message ?? null,
-    });
-  }
-
-  /**
-   * The outbox of one batch, as two CTEs (`bodies`, `ins`) over a CTE `ws` of (id, tenant_id,
-   * task_id, callback_url, …) per watch: the event's answer stored once per task
-   * (event_bodies: the body head and upstream's JSON, `data`, verbatim), and one small
-   * deliveries row per watch — a webhook id, the origin the per-host caps count, and the
-   * body's reference; the deliverer composes each watch's body from it (delivery/sql.ts,
-   * bodySql). `ins` returns 1 per row.
-   */
-  const outboxCtes = (type: ReturnType<Sql>, terminal: boolean, data: ReturnType<Sql>, where: ReturnType<Sql> = sql``) => sql`
-    bodies as (
-      insert into event_bodies (tenant_id, task_id, event_type, head, data)
-      select distinct on (tenant_id, task_id) tenant_id, task_id, ${type}, head, ${data} from ws ${where}
-      returning id, tenant_id, task_id
-    ), ins as (
-      insert into deliveries (id, tenant_id, watch_id, event_type, terminal, callback_url, endpoint, payload, body_id)
-      select ${outboxIdPrefix(new Date(now()))} || substr(md5(gen_random_uuid()::text), 1, 16), ws.tenant_id, ws.id, ${type}, ${terminal}, ws.callback_url,
-             substring(ws.callback_url from '^[a-z][a-z0-9+.-]*://[^/?#]+'), '', b.id
-        from ws join bodies b on b.tenant_id = ws.tenant_id and b.task_id = ws.task_id ${where}
-      returning 1
-    )`;
-
-  interface Finish {
-    id: number;
-    token: string;
-    type: EventType;
-    head: string;
-    data: string;
-    status: string | null;
-    raw: string | null;
-  }
-
-  /**
-   * Ends tasks, many per statement (one round trip and one commit for a whole batch of
-   * terminal polls): removes each from the schedule if we still hold its lease, stores
-   * the final snapshot, locks the task's active watches, writes one outbox row per
-   * subscribed watch and moves every watch on — atomically. The body is assembled as
-   * outbox.ts describes it, upstream's data spliced in verbatim.
-   * (`id = any(ids) and lease_token = any(tokens)` equals matching pairs, since every
-   * claim mints its own token, and keeps the delete an index scan at a million rows.)
-   */
-  const finisher = new BatchWriter<Finish, void>(async (rows) => {
-    const col = <K extends keyof Finish>(k: K) => rows.map((r) => r[k]);
-    const [row] = await sql<{ enqueued: number }[]>`
-      with r as (
-        select * from unnest(
-          ${col('id')}::bigint[], ${col('token')}::uuid[], ${col('type')}::text[], ${col('head')}::text[],
-          ${col('data')}::text[], ${col('status')}::text[], ${col('raw')}::text[]
-        ) as r(id, token, type, head, data, status, raw)
-      ), gone as (
-        delete from upstream_tasks
-         where id = any(${col('id')}::bigint[]) and lease_token = any(${col('token')}::uuid[])
-        returning id, tenant_id, task_id, polls
-      ), snap as (
-        insert into task_snapshots (tenant_id, task_id, status, snapshot, polls)
-        select g.tenant_id, g.task_id, r.status, r.raw, g.polls from gone g join r on r.id = g.id where r.raw is not null
-        on conflict (tenant_id, task_id) do update
-          set status = excluded.status, snapshot = excluded.snapshot, polls = excluded.polls, updated_at = now()
-      ), ws as (
-        select w.id, w.tenant_id, w.task_id, w.callback_url, w.metadata, r.type, r.head, r.data, r.type = any(w.events) as subscribed
-          from watches w join gone g on w.tenant_id = g.tenant_id and w.task_id = g.task_id join r on r.id = g.id
-         where w.status = 'watching'
-         for update of w
-      ), ${outboxCtes(sql`type`, true, sql`data`, sql`where subscribed`)}, moved as (
-        -- a watch that did not subscribe to this outcome has nothing left to send
-        update watches w set status = case when ws.subscribed then 'delivering' else 'delivered' end, outcome = ws.type, updated_at = now()
-          from ws where w.id = ws.id
-      )
-      select (select count(*)::int from ins) as enqueued`;
-    if ((row?.enqueued ?? 0) > 0) o.onEnqueued?.();
-    return rows.map(() => undefined);
-  }, 500, 5);
-
-  function finish(task: ClaimedTask, type: EventType, dataJson: string, snapshot?: { status: string; raw: string }) {
-    return finisher.add({
-      id: task.id,
-      token: task.lease_token,
-      type,
-      head: webhookHead(type, new Date(now())),
-      data: dataJson,
-      status: snapshot?.status ?? null,
-      raw: snapshot?.raw ?? null,
-    });
-  }
-
-  async function giveUp(task: ClaimedTask, code: GiveUpCode) {
-    log.info({ tenant: task.tenant_id, task_id: task.task_id, code }, 'giving up on task');
-    await finish(task, 'watch.failed', giveUpData(task.task_id, code));
-    metrics?.giveUp(code);
-  }
-
-  /** First `processing` answer: record it and send task.processing to the watches that asked. */
-  interface Started {
-    id: number;
-    token: string;
-    delayMs: number;
-    status: string;
-    raw: string;
-    hash: number;
-    head: string;
-  }
-
-  /**
-   * First `processing` answers, many per statement (every task has one, so at thousands
-   * of registrations a second this is as hot as the rest): reschedule under the lease,
-   * store the snapshot, and send task.processing once to the watches that asked for it.
-   */
-  const starter = new BatchWriter<Started, void>(async (rows) => {
-    const col = <K extends keyof Started>(k: K) => rows.map((r) => r[k]);
-    const [row] = await sql<{ enqueued: number }[]>`
-      with r as (
-        select * from unnest(
-          ${col('id')}::bigint[], ${col('token')}::uuid[], ${col('delayMs')}::float8[], ${col('status')}::text[],
-          ${col('raw')}::text[], ${col('hash')}::float8[], ${col('head')}::text[]
-        ) as r(id, token, delay_ms, status, raw, hash, head)
-      ), kept as (
-        update upstream_tasks u
-           set lease_token = null, next_poll_at = now() + r.delay_ms * interval '1 millisecond',
-               unauthorized_streak = 0, error_streak = 0, processing_seen = true, snapshot_hash = r.hash::bigint,
-               last_poll_error = null, last_poll_error_at = null
-          from r
-         where u.id = r.id and u.lease_token = r.token
-        returning u.id, u.tenant_id, u.task_id, u.polls
-      ), snap as (
-        insert into task_snapshots (tenant_id, task_id, status, snapshot, polls)
-        select k.tenant_id, k.task_id, r.status, r.raw, k.polls from kept k join r on r.id = k.id
-        on conflict (tenant_id, task_id) do update
-          set status = excluded.status, snapshot = excluded.snapshot, polls = excluded.polls, updated_at = now()
-      ), ws as (
-        select w.id, w.tenant_id, w.task_id, w.callback_url, w.metadata, r.raw, r.head
-          from watches w join kept k on w.tenant_id = k.tenant_id and w.task_id = k.task_id join r on r.id = k.id
-         where w.status = 'watching' and not w.processing_sent and 'task.processing' = any(w.events)
-         for update of w
-      ), flagged as (
-        update watches w set processing_sent = true, updated_at = now() from ws where w.id = ws.id
-      ), ${outboxCtes(sql`'task.processing'`, false, sql`raw`)}
-      select (select count(*)::int from ins) as enqueued`;
-    if ((row?.enqueued ?? 0) > 0) o.onEnqueued?.();
-    return rows.map(() => undefined);
-  }, 500, 10);
-
-  /** First `processing` answer: record it and send task.processing to the watches that asked. */
-  function processingStarted(task: ClaimedTask, snapshot: { status: string; raw: string }) {
-    return starter.add({
-      id: task.id,
-      token: task.lease_token,
-      delayMs: nextPollDelayMs({ kind: 'ok' }, { ageMs: task.age_ms, random: random(), scale: o.pollScale }),
-      status: snapshot.status,
-      raw: snapshot.raw,
-      hash: snapshotHash(snapshot.raw),
-      head: webhookHead('task.processing', new Date(now())),
-    });
-  }
-
-  async function work(task: ClaimedTask): Promise<void> {
-    fault('poll.after-claim');
+  // ---- asking upstream
+  async function ask(task: Owned): Promise<Answer> {
     const tenant = await o.tenants.get(task.tenant_id);
     if (!tenant) {
-      // Disabled or deleted tenant: nothing to poll with. Check back later rather than guess.
       metrics?.poll('skipped');
-      await reschedule(task, { kind: 'error', streak: 7 }, {});
-      return;
+      return { kind: 'no_tenant' };
     }
     const paused = upstreamBreaker.openFor(task.tenant_id, now());
     if (paused > 0) {
       metrics?.poll('throttled');
-      await reschedule(task, { kind: 'rate_limited', retryAfterMs: paused, streak: task.error_streak }, { error_streak: task.error_streak, unauthorized_streak: task.unauthorized_streak });
-      return;
+      return { kind: 'throttled', retryAfterMs: paused };
     }
     const rate = tenant.limits.maxPollsPerS;
     if (rate !== null) {
       const waitMs = pollBuckets.take(task.tenant_id, rate, Math.max(1, rate), now());
       if (waitMs > 0) {
-        // Over the tenant's polls/s: come back when a token is due, without asking upstream.
         metrics?.poll('throttled');
-        await reschedule(task, { kind: 'rate_limited', retryAfterMs: waitMs + random() * 1000, streak: task.error_streak }, { error_streak: task.error_streak, unauthorized_streak: task.unauthorized_streak });
-        return;
+        return { kind: 'throttled', retryAfterMs: waitMs + random() * 1000 };
       }
     }
-    // Paused (SIGSTOP, a long GC) past the lease? Someone else owns the task now.
-    if (now() - task.claimed_at > leaseMs - (o.requestTimeoutMs ?? 0)) {
-      metrics?.poll('skipped');
-      return;
-    }
     const asked = now();
-    const result: PollResult = await o.upstream.fetchTask(tenant.upstreamBaseUrl, tenant.upstreamApiKey, task.task_id);
+    log.debug({ task_id: task.task_id, worker: task.owner }, 'polling');
+    const result = await o.upstream.fetchTask(tenant.upstreamBaseUrl, tenant.upstreamApiKey, task.task_id, task.snapshot_hash ?? undefined);
+    task.polls++;
     metrics?.poll(pollOutcome(result));
-    task.poll_error = pollErrorOf(result);
-    if (task.poll_error !== null) pollErrors.failed(task.tenant_id, task.task_id, task.poll_error);
-    fault('poll.before-commit');
+    const failed = result.kind === 'unchanged' ? null : pollErrorOf(result);
+    if (failed !== null) pollErrors.failed(task.tenant_id, task.task_id, failed);
     // (a failure that overran its deadline: this process was paused, which says nothing about upstream)
     const wePaused = o.requestTimeoutMs !== undefined && overranDeadline(now() - asked, o.requestTimeoutMs);
     if (!(wePaused && result.kind === 'error')) await trackUpstreamHealth(task.tenant_id, result);
-    const expired = task.age_ms > o.maxWatchAgeMs;
-    switch (result.kind) {
-      case 'task': {
-        const snapshot = { status: result.status, raw: result.raw };
-        if (TERMINAL_STATUSES.has(result.status)) {
-          log.info({ tenant: task.tenant_id, task_id: task.task_id, status: result.status }, 'task finished');
-          return finish(task, `task.${result.status}` as EventType, result.raw, snapshot);
-        }
-        if (expired) return giveUp(task, 'watch_expired');
-        if (result.status === 'processing' && !task.processing_seen) return processingStarted(task, snapshot);
-        return reschedule(task, { kind: 'ok' }, {}, snapshot);
-      }
-      case 'unauthorized': {
-        const streak = task.unauthorized_streak + 1;
-        if (streak >= UNAUTHORIZED_LIMIT) return giveUp(task, 'upstream_unauthorized');
-        if (expired) return giveUp(task, 'watch_expired');
-        return reschedule(task, { kind: 'ok' }, { unauthorized_streak: streak });
-      }
-      case 'not_found':
-        if (task.age_ms > o.notFoundGraceMs) return giveUp(task, 'task_not_found');
-        return reschedule(task, { kind: 'ok' }, {});
-      case 'rate_limited': {
-        if (expired) return giveUp(task, 'watch_expired');
-        const streak = task.error_streak + 1;
-        return reschedule(task, { kind: 'rate_limited', retryAfterMs: result.retryAfterMs, streak }, { error_streak: streak });
-      }
-      case 'error': {
-        if (expired) return giveUp(task, 'watch_expired');
-        const streak = Math.min(task.error_streak + 1, 30);
-        return reschedule(task, { kind: 'error', streak }, { error_streak: streak });
-      }
-    }
+    return result;
   }
 
-  async function trackUpstreamHealth(tenantId: string, result: PollResult) {
+  async function trackUpstreamHealth(tenantId: string, result: PollResult | { kind: 'unchanged' }) {
+    const defer = async (ms: number) => {
+      const moved = await q.deferTenant(sql, tenantId, ms);
+      log.warn({ tenant: tenantId, pause_ms: Math.round(ms), tasks: moved }, 'pausing polls for tenant');
+    };
     if (result.kind === 'rate_limited') {
       const ms = result.retryAfterMs ?? 5_000 * (o.pollScale ?? 1);
-      if (upstreamBreaker.block(tenantId, now(), ms)) await deferTenant(tenantId, ms);
+      if (upstreamBreaker.block(tenantId, now(), ms)) await defer(ms);
     } else if (result.kind === 'error') {
       const ms = upstreamBreaker.failure(tenantId, now());
-      if (ms > 0) await deferTenant(tenantId, ms);
+      if (ms > 0) await defer(ms);
     } else {
       upstreamBreaker.success(tenantId);
     }
   }
 
-  const nextDueMs = async () => {
-    const [row] = await sql<{ ms: number | null }[]>`
-      select (extract(epoch from min(next_poll_at) - now()) * 1000)::float8 as ms from upstream_tasks`;
-    return row?.ms ?? null;
+  // ---- one poll, start to end
+  const schedule = (task: Owned, dueAt: number) => {
+    task.due = dueAt;
+    heap.push(dueAt, task);
+    if (dueAt < nextWake) wake();
   };
+  /** The one place the cadence is decided (upstream/schedule.ts). */
+  const delayFor = (task: Owned, signal: Parameters<typeof nextPollDelayMs>[0]) =>
+    nextPollDelayMs(signal, { ageMs: now() - task.createdAt, random: random(), scale: o.pollScale });
+  const scheduleState = (task: Owned): q.ScheduleState => ({
+    id: task.id,
+    dueInMs: task.due - now(),
+    polls: task.polls,
+    unauthorized: task.unauthorized_streak,
+    errors: task.error_streak,
+  });
 
-  return new ClaimLoop<ClaimedTask>({
+  let lastPollFailureLog = 0;
+  async function poll(task: Owned): Promise<void> {
+    task.busy = true;
+    try {
+      metrics?.pollLateness(Math.max(0, now() - Math.max(task.due, task.adoptedAt)) / 1000);
+      tasks.started(task);
+      fault('poll.after-claim');
+      const answer = await ask(task);
+      fault('poll.before-commit');
+      if (task.gone) return; // no longer ours (fenced, handed back): write nothing
+      if (!liveness.active) {
+        // not heard from the database lately (paused, cut off): don't act on it; ask again once alive
+        schedule(task, now() + delayFor(task, { kind: 'ok' }));
+        return;
+      }
+      await apply(task, decide(task, answer, now(), limits));
+    } catch (err) {
+      // (the database gone: every poll in flight fails at once; one line a second says so)
+      if (now() - lastPollFailureLog > 1_000) {
+        lastPollFailureLog = now();
+        log.warn({ err, task_id: task.task_id }, 'recording a poll failed; polling the task again after a backoff');
+      }
+      if (!task.gone) schedule(task, now() + delayFor(task, { kind: 'error', streak: Math.max(1, task.error_streak) }));
+    } finally {
+      task.busy = false;
+    }
+  }
+
+  async function apply(task: Owned, d: Decision): Promise<void> {
+    if (d.kind === 'finish') {
+      if (d.giveUp) {
+        log.info({ tenant: task.tenant_id, task_id: task.task_id, code: d.giveUp }, 'giving up on task');
+        metrics?.giveUp(d.giveUp);
+      } else log.info({ tenant: task.tenant_id, task_id: task.task_id, status: d.snapshot?.status }, 'task finished');
+      const ok = await finisher.add({
+        owner: task.owner,
+        id: task.id,
+        polls: task.polls,
+        type: d.event,
+        head: webhookHead(d.event, new Date(now())),
+        data: d.data,
+        status: d.snapshot?.status ?? null,
+        raw: d.snapshot?.raw ?? null,
+      });
+      tasks.drop(task);
+      if (!ok) log.info({ task_id: task.task_id }, 'task no longer owned by this worker: its end is left to the owner');
+      return;
+    }
+    task.unauthorized_streak = d.unauthorized_streak;
+    task.error_streak = d.error_streak;
+    task.processing_seen = d.processing_seen;
+    task.due = now() + delayFor(task, d.signal);
+    let ok = true;
+    if (d.startProcessing && d.snapshot) {
+      ok = await starter.add({ owner: task.owner, ...scheduleState(task), status: d.snapshot.status, raw: d.snapshot.raw, hash: d.snapshot.hash, head: webhookHead('task.processing', new Date(now())) });
+    } else if (d.write) {
+      ok = await writer.add({
+        owner: task.owner,
+        ...scheduleState(task),
+        processing: task.processing_seen,
+        status: d.snapshot?.status ?? null,
+        raw: d.snapshot?.raw ?? null,
+        hash: d.snapshot?.hash ?? null,
+        pollErrorChanged: d.pollError ? 1 : 0,
+        pollError: d.pollError?.message ?? null,
+      });
+    } else {
+      task.dirty = true;
+    }
+    if (task.gone) return;
+    if (!ok) {
+      tasks.drop(task);
+      log.info({ task_id: task.task_id }, 'task no longer owned by this worker (taken over, cancelled or handed back): dropped');
+      return;
+    }
+    if (d.write || d.startProcessing) {
+      if (d.snapshot) task.snapshot_hash = d.snapshot.hash;
+      if (d.pollError) task.last_poll_error = d.pollError.message;
+      if (d.startProcessing) task.last_poll_error = null;
+      tasks.written(task);
+    }
+    schedule(task, task.due);
+  }
+
+  // ---- the dispatcher: pops due tasks off the heap and polls them
+  let nextWake = Number.POSITIVE_INFINITY;
+  let wakeUp: (() => void) | undefined;
+  function wake() {
+    wakeUp?.();
+  }
+  async function dispatch(): Promise<void> {
+    while (running) {
+      if (liveness.active) {
+        const t = now();
+        while (inFlight < maxInFlight) {
+          const task = heap.popDue(t);
+          if (!task) break;
+          if (task.gone) continue; // dropped: its entry is removed lazily, here
+          if (task.busy) {
+            // rescheduled by its own poll, which has not quite returned yet: look again in a moment
+            heap.push(t + 1, task);
+            continue;
+          }
+          inFlight++;
+          void poll(task).finally(() => {
+            inFlight--;
+            if (inFlight === maxInFlight - 1) wake();
+          });
+        }
+      }
+      const next = heap.peekDue();
+      const ms = !liveness.active ? 50 : inFlight >= maxInFlight ? 1_000 : next === undefined ? 250 : Math.min(250, Math.max(1, next - now()));
+      nextWake = now() + ms;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, ms);
+        function done() {
+          clearTimeout(timer);
+          wakeUp = undefined;
+          resolve();
+        }
+        wakeUp = done;
+      });
+    }
+  }
+
+  // ---- the claim: unowned due tasks become ours, up to what we can poll on time
+  const claimer = new ClaimLoop<q.ClaimedRow>({
     name: 'poller',
-    claim,
-    work,
-    release,
-    nextDueMs,
-    maxInFlight: o.maxInFlight ?? 1024,
-    batchSize: o.batchSize ?? 250,
+    async claim(limit) {
+      const worker = liveness.id;
+      const room = Math.min(limit, tasks.room());
+      if (worker === null || !liveness.active || room <= 0) return [];
+      const rows = await q.claimTasks(sql, { worker, limit: room, aheadMs: CLAIM_AHEAD_MS });
+      metrics?.claimed('poller', rows.length);
+      if (liveness.id !== worker) return []; // lost meanwhile: these were freed with the rest
+      for (const r of rows) {
+        const t = tasks.adopt(r, worker);
+        schedule(t, t.due);
+      }
+      return rows;
+    },
+    async work() {},
+    nextDueMs: async () => {
+      if (tasks.room() <= 0) return null;
+      const ms = await q.nextUnownedDueMs(sql);
+      return ms === null ? null : ms - CLAIM_AHEAD_MS;
+    },
+    maxInFlight: CLAIM_BATCH * 4,
+    batchSize: CLAIM_BATCH,
     idleMs: o.idleMs ?? 250,
     log,
   });
+
+  // ---- checkpoints, capacity and balance, once a second
+  let housekeeping: NodeJS.Timeout | undefined;
+  let busyKeeping = false;
+  /** tasks dropped from memory whose rows are still to be freed (due times as when dropped) */
+  const handBack: q.ScheduleState[] = [];
+  async function keep(): Promise<void> {
+    if (busyKeeping || !liveness.active || liveness.id === null) return;
+    busyKeeping = true;
+    try {
+      const worker = liveness.id;
+      const due = tasks.checkpointDue(checkpointMs);
+      for (let i = 0; i < due.length; i += WRITE_CHUNK) {
+        const chunk = due.slice(i, i + WRITE_CHUNK).filter((t) => t.owner === worker);
+        const done = await q.writeTasks(
+          sql,
+          worker,
+          chunk.map((t) => ({ ...scheduleState(t), processing: t.processing_seen, status: null, raw: null, hash: null, pollErrorChanged: 0, pollError: null })),
+        );
+        for (const t of chunk) if (done.has(t.id)) tasks.written(t); else if (!t.busy) tasks.drop(t);
+      }
+      // Hand-backs leave memory first, so none of them starts a poll while its row is being
+      // freed (another worker — or this one — may claim it the moment it is); one that
+      // cannot be written yet is retried next tick, still unowned in memory.
+      for (const t of tasks.excess()) {
+        tasks.drop(t);
+        handBack.push(scheduleState(t));
+      }
+      if (handBack.length > 0) {
+        const rows = handBack.splice(0, WRITE_CHUNK);
+        try {
+          const n = await q.releaseTasks(sql, worker, rows);
+          log.info({ handed_back: n, owned: tasks.size, cap: tasks.cap }, 'handed back tasks over this worker\'s share or capacity');
+        } catch (err) {
+          handBack.unshift(...rows);
+          throw err;
+        }
+      }
+    } catch (err) {
+      log.warn({ err }, 'checkpoint failed; retrying next tick');
+    } finally {
+      busyKeeping = false;
+    }
+  }
+
+  return {
+    get healthy() {
+      return claimer.healthy;
+    },
+    /** for tests and the bench: what this worker owns */
+    get owned() {
+      return tasks.size;
+    },
+    get workerId() {
+      return liveness.id;
+    },
+    start(): void {
+      if (running) return;
+      running = true;
+      void liveness.start().then(() => {
+        if (!running) return;
+        claimer.start();
+        idleDone = dispatch();
+        housekeeping = setInterval(() => void keep(), keepEveryMs);
+      });
+    },
+    wake(): void {
+      claimer.wake();
+    },
+    /**
+     * Graceful stop: no new polls; the ones in flight may finish within deadlineMs; then
+     * everything is handed back at once with its due time (the in-flight rest due now),
+     * and the worker row retired. → whether every poll finished.
+     */
+    async stop(deadlineMs: number): Promise<boolean> {
+      running = false;
+      wake();
+      clearInterval(housekeeping);
+      await claimer.stop(deadlineMs);
+      await idleDone;
+      const until = now() + deadlineMs;
+      while (inFlight > 0 && now() < until) await new Promise((r) => setTimeout(r, 20));
+      const finished = inFlight === 0;
+      await Promise.all([writer.drain(), finisher.drain(), starter.drain()]).catch(() => {});
+      const worker = liveness.id;
+      if (worker !== null) {
+        const all = tasks.all().filter((t) => t.owner === worker);
+        try {
+          for (let i = 0; i < all.length; i += WRITE_CHUNK) {
+            await q.releaseTasks(sql, worker, all.slice(i, i + WRITE_CHUNK).map((t) => (t.busy ? { ...scheduleState(t), dueInMs: 0 } : scheduleState(t))));
+          }
+        } catch (err) {
+          log.warn({ err }, 'could not hand back tasks; they are freed once this worker counts as dead');
+        }
+        tasks.dropAll();
+        heap.clear();
+      }
+      await liveness.stop().catch((err: unknown) => log.warn({ err }, 'could not retire the worker row; it counts as dead after the timeout'));
+      return finished;
+    },
+  };
 }
+
+export type { TaskState };

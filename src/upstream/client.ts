@@ -11,6 +11,7 @@ import { vettingDispatcher } from '../net/callback-proxy.js';
 import { createCallbackAgent } from '../net/pinned-agent.js';
 import { isDotSegment, trustedOrigins, type UpstreamAddressRules } from './address-guard.js';
 import { parseRetryAfter } from './schedule.js';
+import { snapshotHash } from '../poller/snapshot-hash.js';
 
 export { checkUpstreamBaseUrl, type UpstreamAddressRules } from './address-guard.js';
 
@@ -24,6 +25,11 @@ export type PollResult =
   | { kind: 'not_found' }
   | { kind: 'rate_limited'; retryAfterMs: number | undefined }
   | { kind: 'error'; message: string };
+
+/** A 200 with the same bytes as the snapshot stored last (see fetchTask). */
+export interface Unchanged {
+  kind: 'unchanged';
+}
 
 /**
  * What a submit (POST of a generation request) came to, before any decision: the
@@ -144,7 +150,13 @@ export class UpstreamClient {
       : base;
   }
 
-  async fetchTask(baseUrl: string, apiKey: string | undefined, taskId: string): Promise<PollResult> {
+  /**
+   * One poll. With `unchangedHash` (the hash of the snapshot stored last, a non-terminal
+   * one), a 200 whose raw bytes hash the same is `unchanged` — not even parsed.
+   */
+  async fetchTask(baseUrl: string, apiKey: string | undefined, taskId: string): Promise<PollResult>;
+  async fetchTask(baseUrl: string, apiKey: string | undefined, taskId: string, unchangedHash: number | undefined): Promise<PollResult | Unchanged>;
+  async fetchTask(baseUrl: string, apiKey: string | undefined, taskId: string, unchangedHash?: number): Promise<PollResult | Unchanged> {
     // Refused at registration too (422); a row written before that rule must not rewrite the path.
     if (isDotSegment(taskId)) return { kind: 'error', message: `task_id ${JSON.stringify(taskId)} is a path segment, not a task id` };
     const url = `${baseUrl}/api/v2/tasks/${encodeURIComponent(taskId)}`;
@@ -162,6 +174,7 @@ export class UpstreamClient {
       const text = await readCapped(res.body, MAX_BODY_BYTES);
       switch (res.statusCode) {
         case 200:
+          if (unchangedHash !== undefined && snapshotHash(text) === unchangedHash) return { kind: 'unchanged' };
           return parseTask(text, taskId);
         case 401:
           return { kind: 'unauthorized' };

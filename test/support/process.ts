@@ -25,9 +25,11 @@ export async function spawnGateway(env: Record<string, string>, timeoutMs = 30_0
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env, PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // the tail of its output kept for output(); GATEWAY_OUTPUT_KEEP for a test that reads its logs
+  const keep = Number(process.env.GATEWAY_OUTPUT_KEEP) || 20_000;
   let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-20_000)));
-  child.stderr!.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-20_000)));
+  child.stdout!.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-keep)));
+  child.stderr!.on('data', (c: Buffer) => (out = (out + c.toString()).slice(-keep)));
   const url = `http://127.0.0.1:${port}`;
   const until = Date.now() + timeoutMs;
   for (;;) {

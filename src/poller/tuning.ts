@@ -1,0 +1,77 @@
+// The scheduler's tuning constants, in one place, each with why (docs/guarantees.md
+// quotes the bounds they give). Only the worker timeout is configurable
+// (TASKHOOK_WORKER_TIMEOUT_S); the others follow from it or from the contract.
+
+/** A worker writes its heartbeat this often: one statement a second per process. */
+export const HEARTBEAT_MS = 1_000;
+
+/**
+ * Default worker timeout: a heartbeat older than this and the worker is dead; any live
+ * worker fences it and frees its tasks. Takeover of a killed worker's tasks takes at most
+ * this + HEARTBEAT_MS (the sweep) + TAKEOVER_SPREAD_MS + a claim: ≈ 11 s by default,
+ * inside the contract's "about 10 s plus one poll interval".
+ */
+export const DEFAULT_WORKER_TIMEOUT_MS = 8_000;
+
+/**
+ * A worker that has had no heartbeat acknowledged for this share of the timeout stops
+ * polling; if its heartbeat then still fails it drops everything it owns. Half: the others
+ * can only declare it dead a whole timeout after its last acknowledged heartbeat, so it
+ * has stopped long before anyone else starts (clock-rate differences are far smaller).
+ */
+export const SELF_FENCE_SHARE = 0.5;
+
+/**
+ * The tasks of a dead worker come due again spread over this long (their checkpointed
+ * due time if later), so the survivors' claims come in batches, not as one herd.
+ */
+export const TAKEOVER_SPREAD_MS = 1_500;
+
+/**
+ * Every owned task that was polled since it was last written has its poll count, next due
+ * time and streaks written this often, in batches: the API's `polls` and `next_poll_at`
+ * lag the truth by at most this (+ the time of the write), and a takeover resumes the
+ * cadence from there. 30 s at 3–6 s between polls is ≤ 1 write per ~7 polls.
+ */
+export const CHECKPOINT_MS = 30_000;
+
+/** Rows per checkpoint / hand-back statement. */
+export const WRITE_CHUNK = 5_000;
+
+/** A claim takes tasks due within this long, so they are in memory before they are due. */
+export const CLAIM_AHEAD_MS = 2_000;
+
+/** Tasks per claim statement. */
+export const CLAIM_BATCH = 500;
+
+/**
+ * The most tasks one worker keeps in memory (≈ 0.3 KB each: ~60 MB at the cap), however
+ * many wait in the table. The working cap below it follows the measured lateness.
+ */
+export const MAX_OWNED = 200_000;
+/** The working cap never shrinks below this. */
+export const MIN_OWNED = 1_000;
+
+/**
+ * Capacity: when the polls this worker starts are later than this (p90 over a
+ * CAPACITY_WINDOW_MS window), it owns more than it can poll on time: the cap drops to 80 %
+ * of what it owns and the latest-due excess is handed back for others. When they are on
+ * time and the cap is nearly used, the cap grows by half, up to MAX_OWNED.
+ */
+export const LATE_MS = 1_000;
+export const CAPACITY_WINDOW_MS = 5_000;
+
+/**
+ * Balancing: a worker that owns more than this factor of the live workers' average hands
+ * the excess back (latest due first, with their due times), so a worker that joins gets
+ * its share within a few checkpoints of the hand-backs, not only new registrations.
+ */
+export const BALANCE_FACTOR = 1.25;
+/** … and not for a difference smaller than this many tasks. */
+export const BALANCE_SLACK = 200;
+
+/** Concurrent upstream requests per worker. */
+export const MAX_IN_FLIGHT = 1_024;
+
+/** 401s in a row that give a task up (upstream_unauthorized). */
+export const UNAUTHORIZED_LIMIT = 3;
