@@ -1,0 +1,48 @@
+// The adaptive strategy's constants, named once with why (measured with
+// bench/adaptive-model.ts on the bench's mix; bench/README.md quotes the sweep).
+import type { AdaptiveTuning } from '../upstream/schedule.js';
+import type { Decay } from './histogram.js';
+
+/** Default of TASKHOOK_POLL_LAG_S, the one knob: the longest gap while a task may be ending. */
+export const DEFAULT_LAG_S = 6.5;
+
+/**
+ * The tuning for a lag ceiling of `lagS` seconds. Keller's √hazard placement, with
+ * its step tied to the ceiling (step = lagS / 3.25), so the one knob moves both: at
+ * 6.5 s the model spends 0.62× the fixed cadence's requests at the same lag p50 and
+ * p99; at 3.5 s, 0.85× the requests for 0.72× the lag p50.
+ */
+export function tuningFor(lagS: number): AdaptiveTuning {
+  return {
+    placement: 'sqrt-hazard',
+    step: lagS / 3.25,
+    bodyGapS: lagS,
+    // the gap that jumps to where tasks start ending may hold 4 % of what is left
+    bodyMass: 0.04,
+    // below 20 completions a kind is polled on the fixed cadence
+    minEvents: 20,
+    // the last 1 % of the learned distribution is its least known part: fixed cadence there
+    tailSurvival: 0.01,
+  };
+}
+
+/**
+ * Old samples fade both ways: each new completion of a kind multiplies the old weight by
+ * (1 − 1/100) — a busy kind follows a shift within a few hundred tasks — and every 30
+ * minutes halve it, so a quiet kind forgets too (and falls back to the fixed cadence once
+ * fewer than minEvents are left).
+ */
+export const DECAY: Decay = { samples: 100, halfLifeMs: 30 * 60_000 };
+
+/** The learner folds what finished since its watermark this often (ms). */
+export const LEARN_EVERY_MS = 5_000;
+/** Rows read per fold; the rest wait for the next round. */
+export const LEARN_BATCH = 5_000;
+/** Terminal snapshots younger than this are left for the next round (transactions still committing). */
+export const LEARN_SETTLE_MS = 2_000;
+/** Every process re-reads the learned distributions this often (ms). */
+export const CACHE_REFRESH_MS = 5_000;
+/** At most this many kinds per tenant are learned (upstream strings are not ours to bound). */
+export const MAX_KINDS_PER_TENANT = 200;
+/** Kind fields longer than this are not learned. */
+export const MAX_KIND_FIELD = 100;
