@@ -21,6 +21,9 @@ import { createSender } from './delivery/send.js';
 import { createRetention, type Retention } from './retention.js';
 import { VERSION } from './version.js';
 import { createMetrics } from './metrics.js';
+import { DurationCache } from './durations/cache.js';
+import { createLearner, type Learner } from './durations/learner.js';
+import { tuningFor } from './durations/tuning.js';
 
 /**
  * A lease must outlive the whole request it covers (deadline, quick retries, the
@@ -115,13 +118,23 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
   const tenants = new TenantDirectory(sql, box, { upstreamBaseUrl: cfg.upstreamBaseUrl });
   const policy = new AddressPolicy(cfg.allowPrivateCallbacks);
   const runWorkers = cfg.role === 'worker' || cfg.role === 'all';
-  const metrics = createMetrics({ sql });
+  // What was learned about task durations: every role reads it (the watch's ETA); the
+  // worker's poller schedules from it unless TASKHOOK_POLL_STRATEGY=fixed.
+  const durations = new DurationCache({
+    sql,
+    log: log.child({ engine: 'durations' }),
+    tuning: cfg.pollStrategy === 'adaptive' ? tuningFor(cfg.pollLagS) : undefined,
+  });
+  await durations.refresh().catch((err: unknown) => log.warn({ err }, 'duration cache: first read failed; polling on the fixed cadence until it succeeds'));
+  durations.start();
+  const metrics = createMetrics({ sql, durations });
 
   let upstream: UpstreamClient | undefined;
   let poller: ReturnType<typeof createPoller> | undefined;
   let deliverer: ReturnType<typeof createDeliverer> | undefined;
   let callbackAgent: ReturnType<typeof createCallbackDispatcher> | undefined;
   let retention: Retention | undefined;
+  let learner: Learner | undefined;
   if (runWorkers) {
     upstream = new UpstreamClient({ timeoutMs: cfg.upstreamTimeoutMs, proxy: cfg.upstreamProxy });
     callbackAgent = createCallbackDispatcher({
@@ -157,8 +170,17 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
       onEnqueued: () => d.wake(),
       idleMs: over.idleMs,
       metrics,
+      durations,
     });
     poller.start();
+    learner = createLearner({
+      sql,
+      log: log.child({ engine: 'learner' }),
+      pollScale: cfg.pollScale,
+      onFolded: (tenant, kind, polls) => metrics.taskFinished(kind, polls),
+      onChanged: () => durations.poke(),
+    });
+    learner.start();
     deliverer.start();
     retention = createRetention({ sql, log: log.child({ engine: 'retention' }), retentionMs: cfg.retentionMs });
     retention.start();
@@ -172,7 +194,8 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
       sql,
       log,
       tenants,
-      watches: new WatchStore(sql, cfg.pollScale),
+      watches: new WatchStore(sql, cfg.pollScale, (tenantId, task) => durations.eta(tenantId, task)),
+      durations,
       policy,
       lookupAll: over.lookupAll,
       onEnqueued: () => deliverer?.wake(),
@@ -196,7 +219,7 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
     async stop() {
       const deadline = cfg.shutdownTimeoutMs;
       const closing = new Promise<void>((r) => server.close(() => r()));
-      const drained = await Promise.all([poller?.stop(deadline), deliverer?.stop(deadline), retention?.stop()]);
+      const drained = await Promise.all([poller?.stop(deadline), deliverer?.stop(deadline), retention?.stop(), learner?.stop(), durations.stop()]);
       const clean = drained.every((d) => d !== false);
       if (!clean) log.warn('shutdown deadline passed with work in flight; its leases were handed back for another process');
       (server as { closeAllConnections?: () => void }).closeAllConnections?.();

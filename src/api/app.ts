@@ -21,6 +21,8 @@ import { docsRoutes } from './openapi/index.js';
 import { dashboardRoutes } from '../dashboard/routes.js';
 import { eventRoutes } from './events.js';
 
+import type { DurationCache } from '../durations/cache.js';
+
 export interface AppDeps {
   sql: Sql;
   log: Logger;
@@ -43,6 +45,8 @@ export interface AppDeps {
   metrics?: Registry;
   /** TASKHOOK_METRICS_TOKEN; unset → /metrics is open (a private scrape network) */
   metricsToken?: string;
+  /** learned task durations: the ETA of GET /v1/tasks/{task_id} */
+  durations?: Pick<DurationCache, 'eta'>;
 }
 
 export type AppEnv = { Variables: { tenant: Tenant; requestId: string } };

@@ -36,7 +36,10 @@ export const emptyHistogram = (): Histogram => ({ events: new Array(BIN_COUNT).f
  * - `censored`: it was still running at `s` and then left for another reason (failed,
  *   cancelled, the watch expired): says only "longer than s" about completion.
  */
-export type Sample = { kind: 'completed'; s: number; lo?: number } | { kind: 'censored'; s: number };
+export type Sample = ({ kind: 'completed'; s: number; lo?: number } | { kind: 'censored'; s: number }) & {
+  /** how long before the fold it was observed (ms): it enters already faded by that much */
+  agoMs?: number;
+};
 
 /** How fast old samples fade (see DECAY in learner config). */
 export interface Decay {
@@ -46,21 +49,22 @@ export interface Decay {
   halfLifeMs: number;
 }
 
-/** Old weights × the decay for `newSamples` arriving `elapsedMs` after the last fold, then the samples added. */
+/** Old weights × the decay for `samples.length` new ones arriving `elapsedMs` after the last fold, then the samples added. */
 export function fold(h: Histogram, samples: readonly Sample[], elapsedMs: number, decay: Decay): Histogram {
   const keep = (1 - 1 / decay.samples) ** samples.length * 0.5 ** (Math.max(0, elapsedMs) / decay.halfLifeMs);
   const events = h.events.map((w) => w * keep);
   const censored = h.censored.map((w) => w * keep);
   for (const x of samples) {
     if (!Number.isFinite(x.s) || x.s < 0) continue;
+    const w = 0.5 ** (Math.max(0, x.agoMs ?? 0) / decay.halfLifeMs);
     if (x.kind === 'censored') {
-      censored[binOf(x.s)]! += 1;
+      censored[binOf(x.s)]! += w;
     } else if (x.lo !== undefined && x.lo < x.s) {
       const a = binOf(Math.max(0, x.lo));
       const b = binOf(x.s);
-      for (let i = a; i <= b; i++) events[i]! += 1 / (b - a + 1);
+      for (let i = a; i <= b; i++) events[i]! += w / (b - a + 1);
     } else {
-      events[binOf(x.s)]! += 1;
+      events[binOf(x.s)]! += w;
     }
   }
   return { events: events.map(round), censored: censored.map(round) };
@@ -174,4 +178,40 @@ export function timeWhenSurvival(c: Curve, target: number): number | undefined {
   const b = binEdgeS(hi);
   const f = (S[lo]! - target) / (S[lo]! - S[hi]!);
   return a + (b - a) * f;
+}
+
+/** The histogram as stored (task_durations.histogram): dense arrays, trailing zeros trimmed. */
+export function encodeHistogram(h: Histogram): string {
+  const trim = (xs: number[]) => {
+    let n = xs.length;
+    while (n > 0 && xs[n - 1] === 0) n--;
+    return xs.slice(0, n);
+  };
+  return JSON.stringify({ e: trim(h.events), c: trim(h.censored) });
+}
+
+/** The stored form back; anything malformed reads as empty (a bad row never stops polling). */
+export function decodeHistogram(v: unknown): Histogram {
+  const h = emptyHistogram();
+  const o = (typeof v === 'string' ? safeParse(v) : v) as { e?: unknown; c?: unknown } | null;
+  const fill = (into: number[], xs: unknown) => {
+    if (!Array.isArray(xs)) return;
+    for (let i = 0; i < Math.min(xs.length, BIN_COUNT); i++) {
+      const x = xs[i];
+      into[i] = typeof x === 'number' && Number.isFinite(x) && x > 0 ? x : 0;
+    }
+  };
+  if (o && typeof o === 'object') {
+    fill(h.events, o.e);
+    fill(h.censored, o.c);
+  }
+  return h;
+}
+
+function safeParse(s: string): unknown {
+  try {
+    return JSON.parse(s);
+  } catch {
+    return null;
+  }
 }

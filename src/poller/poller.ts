@@ -16,6 +16,7 @@ import { snapshotHash } from './snapshot-hash.js';
 import { PollErrorLog, pollErrorOf, pollErrorWrite } from './poll-error.js';
 import { noFaults, type Fault } from '../faults.js';
 import type { Metrics, PollOutcome } from '../metrics.js';
+import type { DurationCache } from '../durations/cache.js';
 
 export interface ClaimedTask {
   id: number;
@@ -60,6 +61,8 @@ export interface PollerOptions {
   fault?: Fault;
   /** counters and histograms (src/metrics.ts); absent → nothing is measured */
   metrics?: Metrics;
+  /** learned task durations (adaptive strategy); absent → the fixed cadence */
+  durations?: Pick<DurationCache, 'timing'>;
 }
 
 const UNAUTHORIZED_LIMIT = 3;
@@ -184,7 +187,7 @@ export function createPoller(o: PollerOptions) {
     return rows.map(() => undefined);
   }, 500, 10);
 
-  function reschedule(task: ClaimedTask, signal: PollSignal, changes: Partial<ClaimedTask>, snapshot?: { status: string; raw: string }) {
+  function reschedule(task: ClaimedTask, signal: PollSignal, changes: Partial<ClaimedTask>, snapshot?: { status: string; raw: string; body?: Record<string, unknown> }) {
     // Most polls of a running task get the same answer as last time: then only the schedule moves.
     // (A snapshot written by a process of an older release leaves the hash stale; the
     // worst that does is skip storing one answer that equals the one hashed.)
@@ -194,7 +197,7 @@ export function createPoller(o: PollerOptions) {
     return rescheduler.add({
       id: task.id,
       token: task.lease_token,
-      delayMs: nextPollDelayMs(signal, { ageMs: task.age_ms, random: random(), scale: o.pollScale }),
+      delayMs: nextPollDelayMs(signal, { ageMs: task.age_ms, random: random(), scale: o.pollScale, adaptive: o.durations?.timing(task.tenant_id, snapshot?.body) }),
       unauthorized: changes.unauthorized_streak ?? 0,
       errors: changes.error_streak ?? 0,
       processing: changes.processing_seen ?? task.processing_seen,
@@ -343,11 +346,11 @@ export function createPoller(o: PollerOptions) {
   }, 500, 10);
 
   /** First `processing` answer: record it and send task.processing to the watches that asked. */
-  function processingStarted(task: ClaimedTask, snapshot: { status: string; raw: string }) {
+  function processingStarted(task: ClaimedTask, snapshot: { status: string; raw: string; body?: Record<string, unknown> }) {
     return starter.add({
       id: task.id,
       token: task.lease_token,
-      delayMs: nextPollDelayMs({ kind: 'ok' }, { ageMs: task.age_ms, random: random(), scale: o.pollScale }),
+      delayMs: nextPollDelayMs({ kind: 'ok' }, { ageMs: task.age_ms, random: random(), scale: o.pollScale, adaptive: o.durations?.timing(task.tenant_id, snapshot.body) }),
       status: snapshot.status,
       raw: snapshot.raw,
       hash: snapshotHash(snapshot.raw),
@@ -397,7 +400,7 @@ export function createPoller(o: PollerOptions) {
     const expired = task.age_ms > o.maxWatchAgeMs;
     switch (result.kind) {
       case 'task': {
-        const snapshot = { status: result.status, raw: result.raw };
+        const snapshot = { status: result.status, raw: result.raw, body: result.body };
         if (TERMINAL_STATUSES.has(result.status)) {
           log.info({ tenant: task.tenant_id, task_id: task.task_id, status: result.status }, 'task finished');
           return finish(task, `task.${result.status}` as EventType, result.raw, snapshot);

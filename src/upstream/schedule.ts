@@ -7,7 +7,7 @@ import { survivalAt, timeAfterDensityStep, timeWhenSurvival, binEdgeS, type Curv
 export const FIRST_POLL_DELAY_MS = 2_000;
 /** The contract's minimum between two polls of one task (× the poll scale). */
 export const BASE_MIN_MS = 3_000;
-const BASE_SPREAD_MS = 3_000;
+export const BASE_SPREAD_MS = 3_000;
 /** Tasks older than this start being polled less often, up to SLOWDOWN_MAX× by SLOWDOWN_RAMP_MS later. */
 const SLOWDOWN_AFTER_MS = 60_000;
 const SLOWDOWN_RAMP_MS = 600_000;
