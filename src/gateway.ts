@@ -23,7 +23,7 @@ import { VERSION } from './version.js';
 import { createMetrics } from './metrics.js';
 import { DurationCache } from './durations/cache.js';
 import { createLearner, type Learner } from './durations/learner.js';
-import { tuningFor } from './durations/tuning.js';
+import { learningTimes, tuningFor } from './durations/tuning.js';
 
 /**
  * A lease must outlive the whole request it covers (deadline, quick retries, the
@@ -122,10 +122,13 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
   const runWorkers = cfg.role === 'worker' || cfg.role === 'all';
   // What was learned about task durations: every role reads it (the watch's ETA); the
   // worker's poller schedules from it unless TASKHOOK_POLL_STRATEGY=fixed.
+  const learning = learningTimes(cfg.pollScale);
   const durations = new DurationCache({
     sql,
     log: log.child({ engine: 'durations' }),
     tuning: cfg.pollStrategy === 'adaptive' ? tuningFor(cfg.pollLagS) : undefined,
+    refreshMs: learning.refreshMs,
+    decay: learning.decay,
   });
   await durations.refresh().catch((err: unknown) => log.warn({ err }, 'duration cache: first read failed; polling on the fixed cadence until it succeeds'));
   durations.start();
@@ -179,8 +182,9 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
       sql,
       log: log.child({ engine: 'learner' }),
       pollScale: cfg.pollScale,
-      intervalMs: over.learnEveryMs,
-      settleMs: over.learnEveryMs === undefined ? undefined : Math.min(over.learnEveryMs, 2_000),
+      intervalMs: over.learnEveryMs ?? learning.learnEveryMs,
+      settleMs: learning.settleMs,
+      decay: learning.decay,
       onFolded: (tenant, kind, polls) => metrics.taskFinished(kind, polls),
       onChanged: () => durations.poke(),
     });

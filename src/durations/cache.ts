@@ -7,7 +7,7 @@ import type { Sql } from '../db/client.js';
 import type { Logger } from '../log.js';
 import type { AdaptiveTiming, AdaptiveTuning } from '../upstream/schedule.js';
 import { TERMINAL_STATUSES } from '../upstream/client.js';
-import { curveOf, decodeHistogram, fold, timeWhenSurvival, survivalAt, type Curve, type Histogram } from './histogram.js';
+import { curveOf, decodeHistogram, fold, timeWhenSurvival, survivalAt, type Curve, type Decay, type Histogram } from './histogram.js';
 import { createdAtMs, kindKey, kindOf, progressOf, type Kind } from './samples.js';
 import { durationSql } from './sql.js';
 import { CACHE_REFRESH_MS, DECAY } from './tuning.js';
@@ -33,6 +33,7 @@ export interface DurationCacheOptions {
   tuning: AdaptiveTuning | undefined;
   refreshMs?: number;
   now?: () => number;
+  decay?: Decay;
 }
 
 /** Upstream answers that carry a created_at, a kind and a known distribution. */
@@ -106,14 +107,14 @@ export class DurationCache {
         kind: { capability: r.capability, action: r.action, model: r.model },
         histogram,
         updatedAt: r.updated_at,
-        curve: curveOf(fold(histogram, [], started - r.updated_at, DECAY)),
+        curve: curveOf(fold(histogram, [], started - r.updated_at, this.o.decay ?? DECAY)),
         samples: r.samples,
       });
     }
     this.readMs = started;
-    if (started - this.lastDecayMs > 60_000) {
+    if (started - this.lastDecayMs > 12 * (this.o.refreshMs ?? CACHE_REFRESH_MS)) {
       this.lastDecayMs = started;
-      for (const e of this.entries.values()) e.curve = curveOf(fold(e.histogram, [], started - e.updatedAt, DECAY));
+      for (const e of this.entries.values()) e.curve = curveOf(fold(e.histogram, [], started - e.updatedAt, this.o.decay ?? DECAY));
     }
   }
 

@@ -34,6 +34,22 @@ export function tuningFor(lagS: number): AdaptiveTuning {
  */
 export const DECAY: Decay = { samples: 100, halfLifeMs: 30 * 60_000 };
 
+/**
+ * The timings of learning under TASKHOOK_POLL_SCALE (a time-compressed run learns as
+ * often, in its own time, as a real one): the fold and refresh intervals and the decay's
+ * half-life shrink with the scale (never grow), the settle wait stays ≥ 0.5 s (it covers
+ * real commits).
+ */
+export function learningTimes(pollScale = 1) {
+  const f = Math.min(1, pollScale);
+  return {
+    learnEveryMs: LEARN_EVERY_MS * f,
+    settleMs: Math.max(500, LEARN_SETTLE_MS * f),
+    refreshMs: CACHE_REFRESH_MS * f,
+    decay: { samples: DECAY.samples, halfLifeMs: DECAY.halfLifeMs * f } satisfies Decay,
+  };
+}
+
 /** The learner folds what finished since its watermark this often (ms). */
 export const LEARN_EVERY_MS = 5_000;
 /** Rows read per fold; the rest wait for the next round. */
