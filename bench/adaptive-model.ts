@@ -69,3 +69,75 @@ export const quantile = (xs: number[], q: number): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 };
+
+/** The bench's mix (src/sim/durations.ts REALISTIC_MIX) as the model sees it. */
+export const MODEL_MIX: ModelKind[] = [
+  { name: 'voice', medianS: 7, sigma: 0.2, share: 0.35 },
+  { name: 'image', medianS: 16, sigma: 0.25, share: 0.3 },
+  { name: 'video-25', medianS: 25, sigma: 0.3, share: 0.2 },
+  { name: 'video-90', medianS: 90, sigma: 0.3, share: 0.15 },
+];
+
+export interface ModelPoint {
+  polls: number;
+  lagP50: number;
+  lagP99: number;
+  perKind: Record<string, { polls: number; p50: number; p99: number }>;
+}
+
+/**
+ * 20,000 tasks of the mix (10 % registered up to 40 s after submit, the rest within
+ * 0.5 s), polled by `tuning` (undefined: the fixed cadence) with each kind's curve
+ * learned from 3,000 earlier tasks. The same tasks and draws for every tuning.
+ */
+export function modelRun(tuning: AdaptiveTuning | undefined, mix = MODEL_MIX, n = 20_000): ModelPoint {
+  const curves = new Map(mix.map((k, i) => [k.name, learnedCurve(k, 3_000, 100 + i)]));
+  const rand = seeded(7);
+  const r2 = seeded(9);
+  const lags: number[] = [];
+  let polls = 0;
+  const per = new Map<string, { polls: number; lags: number[] }>();
+  for (let i = 0; i < n; i++) {
+    let x = rand();
+    let k = mix[0]!;
+    for (const kk of mix) {
+      if (x < kk.share) {
+        k = kk;
+        break;
+      }
+      x -= kk.share;
+    }
+    const d = drawDuration(rand, k);
+    const reg = rand() < 0.1 ? rand() * 40 : rand() * 0.5;
+    if (reg >= d) continue;
+    const r = pollOne(d, reg, r2, curves.get(k.name), tuning);
+    polls += r.polls;
+    lags.push(r.lagS);
+    let e = per.get(k.name);
+    if (!e) per.set(k.name, (e = { polls: 0, lags: [] }));
+    e.polls += r.polls;
+    e.lags.push(r.lagS);
+  }
+  return {
+    polls: polls / lags.length,
+    lagP50: quantile(lags, 0.5),
+    lagP99: quantile(lags, 0.99),
+    perKind: Object.fromEntries([...per].map(([k, v]) => [k, { polls: v.polls / v.lags.length, p50: quantile(v.lags, 0.5), p99: quantile(v.lags, 0.99) }])),
+  };
+}
+
+// `npx tsx bench/adaptive-model.ts`: the sweep bench/README.md quotes.
+if (process.argv[1]?.endsWith('adaptive-model.ts')) {
+  const { tuningFor } = await import('../src/durations/tuning.js');
+  const fixed = modelRun(undefined);
+  const f = (x: number) => x.toFixed(3);
+  console.log(`fixed: ${fixed.polls.toFixed(2)} polls/task, lag p50 ${fixed.lagP50.toFixed(2)} s, p99 ${fixed.lagP99.toFixed(2)} s`);
+  console.log('placement       lag knob  requests×  lag p50×  lag p99×');
+  for (const placement of ['sqrt-hazard', 'ladder'] as const) {
+    for (const lag of [3, 3.5, 4, 5, 6, 6.5, 7, 8]) {
+      const t = { ...tuningFor(lag), placement, ...(placement === 'ladder' ? { step: Math.min(0.9, lag / 10) } : {}) };
+      const r = modelRun(t);
+      console.log(`${placement.padEnd(15)} ${String(lag).padEnd(9)} ${f(r.polls / fixed.polls).padEnd(10)} ${f(r.lagP50 / fixed.lagP50).padEnd(9)} ${f(r.lagP99 / fixed.lagP99)}`);
+    }
+  }
+}

@@ -25,8 +25,8 @@ export interface DurationRow {
 }
 
 export interface Watermark {
-  /** a timestamptz (text to the microsecond, or a Date) */
-  at: Date | string;
+  /** a timestamptz as text, to the microsecond (sent as ::text: postgres.js would serialise a timestamptz parameter through Date, to the millisecond) */
+  at: string;
   tenant: string;
   task: string;
 }
@@ -44,8 +44,8 @@ export const durationSql = (sql: Sql) => ({
   finishedSince: (tx: Sql, w: Watermark, settleMs: number, limit: number) => tx<FinishedRow[]>`
     select tenant_id, task_id, status, snapshot, polls, (extract(epoch from updated_at) * 1000)::float8 as seen_at, updated_at::text as seen_at_exact
       from task_snapshots
-     where updated_at >= ${w.at}::timestamptz
-       and (updated_at, tenant_id, task_id) > (${w.at}::timestamptz, ${w.tenant}::text, ${w.task}::text)
+     where updated_at >= ${w.at}::text::timestamptz
+       and (updated_at, tenant_id, task_id) > (${w.at}::text::timestamptz, ${w.tenant}::text, ${w.task}::text)
        and updated_at <= now() - ${settleMs} * interval '1 millisecond'
        and status in ('completed', 'failed', 'cancelled')
      order by updated_at, tenant_id, task_id
@@ -61,7 +61,7 @@ export const durationSql = (sql: Sql) => ({
     'horizonMs' in w
       ? tx`update duration_learner set watermark_at = now() - ${w.horizonMs} * interval '1 millisecond', watermark_tenant = '', watermark_task = ''
             where id = 1 and watermark_at < now() - ${w.horizonMs} * interval '1 millisecond'`
-      : tx`update duration_learner set watermark_at = ${w.at}::timestamptz, watermark_tenant = ${w.tenant}, watermark_task = ${w.task} where id = 1`,
+      : tx`update duration_learner set watermark_at = ${w.at}::text::timestamptz, watermark_tenant = ${w.tenant}, watermark_task = ${w.task} where id = 1`,
 
   /** The stored histograms of these kinds, locked for the fold. */
   kinds: (tx: Sql, keys: { tenant: string; capability: string; action: string; model: string }[]) => tx<DurationRow[]>`
