@@ -116,20 +116,19 @@ export function adaptiveDelayMs(a: AdaptiveTiming, scale: number): number | unde
       ? timeWhenSurvival(curve, alive * (1 - tuning.step))
       : timeAfterDensityStep(curve, age, tuning.step * Math.sqrt(scale));
   let gap = next === undefined ? maxS : next - age;
-  // Inside the body of the distribution the lag ceiling applies: shrink the gap until it
-  // holds no more than a sliver of what is left (or reaches the ceiling). The one gap
-  // that jumps to where tasks start ending — nothing has ended yet — may hold bodyMass;
-  // later gaps only an eighth of it, so a sparse tail is not skipped across in one
-  // stride (measured: that gave the tail tasks 20–35 s of lag, the whole p99).
+  // Past the onset the lag ceiling applies to every gap: only the one gap that jumps to
+  // where tasks of the kind start ending (nothing has ended yet) may be longer, and hold
+  // up to bodyMass of them. Measured: letting later gaps skip where the learned
+  // histogram is empty put the tail tasks — whose few samples leave holes — 20 s late,
+  // the whole p99 (bench/README.md, adaptive).
   // (not stretched for old watches as the fixed cadence is: measured, that put the
   // 90 s video's p99 lag 20 % above fixed's — bench/adaptive-model.ts)
   const bodyS = tuning.bodyGapS * scale;
   if (gap > bodyS) {
-    const massIn = (g: number) => (alive - survivalAt(curve, age + g)) / alive;
-    const allowed = alive >= 1 - tuning.bodyMass ? tuning.bodyMass : tuning.bodyMass / 8;
-    if (massIn(gap) > allowed) {
-      // the largest g ≥ bodyS with massIn(g) ≤ allowed, else bodyS
-      const until = timeWhenSurvival(curve, alive * (1 - allowed));
+    if (alive < 1 - tuning.bodyMass / 2) gap = bodyS;
+    else {
+      // the onset: the largest g ≥ bodyS whose gap holds ≤ bodyMass, else bodyS
+      const until = timeWhenSurvival(curve, alive * (1 - tuning.bodyMass));
       gap = until === undefined ? bodyS : Math.max(bodyS, Math.min(gap, until - age));
     }
   }
