@@ -127,7 +127,7 @@ export function modelRun(tuning: AdaptiveTuning | undefined, mix = MODEL_MIX, n 
 }
 
 // `npx tsx bench/adaptive-model.ts`: the sweep bench/README.md quotes.
-if (process.argv[1]?.endsWith('adaptive-model.ts')) {
+if (process.argv[1]?.endsWith('adaptive-model.ts') && !process.argv.includes('--cpu')) {
   const { tuningFor } = await import('../src/durations/tuning.js');
   const fixed = modelRun(undefined);
   const f = (x: number) => x.toFixed(3);
@@ -140,4 +140,27 @@ if (process.argv[1]?.endsWith('adaptive-model.ts')) {
       console.log(`${placement.padEnd(15)} ${String(lag).padEnd(9)} ${f(r.polls / fixed.polls).padEnd(10)} ${f(r.lagP50 / fixed.lagP50).padEnd(9)} ${f(r.lagP99 / fixed.lagP99)}`);
     }
   }
+}
+
+// `npx tsx bench/adaptive-model.ts --cpu`: what the adaptive decision adds to one poll's CPU
+// (the poller's only new work: the cache lookup and the schedule), against the fixed one.
+if (process.argv[1]?.endsWith('adaptive-model.ts') && process.argv.includes('--cpu')) {
+  const { tuningFor } = await import('../src/durations/tuning.js');
+  const { DurationCache } = await import('../src/durations/cache.js');
+  const curve = learnedCurve(MODEL_MIX[3]!, 3_000, 1);
+  const cache = new DurationCache({ sql: undefined as never, log: undefined as never, tuning: tuningFor(6.5) });
+  // one learned kind in the cache, as the refresh would leave it
+  (cache as unknown as { entries: Map<string, unknown> }).entries.set('default\u0000video\u0000generate\u0000vid-long', { curve });
+  const body = { status: 'processing', capability: 'video', action: 'generate', model: 'vid-long', created_at: Date.now() / 1000 - 40, progress: null };
+  const N = 1_000_000;
+  const time = (f: () => void) => {
+    for (let i = 0; i < 10_000; i++) f();
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < N; i++) f();
+    return Number(process.hrtime.bigint() - t) / N;
+  };
+  let sink = 0;
+  const fixedNs = time(() => (sink += nextPollDelayMs({ kind: 'ok' }, { ageMs: 40_000, random: 0.5 })));
+  const adaptiveNs = time(() => (sink += nextPollDelayMs({ kind: 'ok' }, { ageMs: 40_000, random: 0.5, adaptive: cache.timing('default', body) })));
+  console.log(`schedule decision: fixed ${fixedNs.toFixed(0)} ns, adaptive (cache lookup + √hazard) ${adaptiveNs.toFixed(0)} ns per poll (${sink > 0 ? 'ok' : ''})`);
 }
