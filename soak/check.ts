@@ -23,6 +23,12 @@ export interface CheckConfig {
   /** after a rotation, webhooks signed this much later must carry the new secret's signature */
   rotationLagMs: number;
   deliveryTimeoutMs: number;
+  /**
+   * how long after an acknowledgement a crash-kind fault may still lose its record: the delivery
+   * lease (a result not written by then is sent again by another process anyway). Older saved
+   * histories lack it: UNRECORDED_ACK_MS.
+   */
+  unrecordedAckMs?: number;
 }
 
 export interface Violation {
@@ -81,11 +87,31 @@ export function dist(xs: number[]): Dist {
   return { n: s.length, p50: at(0.5), p99: at(0.99), max: s.length ? s[s.length - 1]! : null };
 }
 
+/** webhook-timestamp's granularity */
+const TS_GRANULARITY_MS = 1_000;
+
+/**
+ * The secrets a request signed in [from, to] may carry: the current one and the previous one at
+ * any moment of that span, where rotation n may have taken effect from the moment it was sent and
+ * a gateway's cached copy may lag the database by `cacheLagMs`. Secret #0 is the tenant's first;
+ * rotation n (in order) makes #n current and keeps #n−1 as the previous one, dropping #n−2.
+ */
+export function validSecrets(rs: Array<{ secret: number; sentAt: number; doneAt: number }>, from: number, to: number, cacheLagMs: number): Set<number> {
+  const out = new Set<number>();
+  const secrets = [0, ...rs.map((x) => x.secret)];
+  secrets.forEach((secret, i) => {
+    const since = i === 0 ? -Infinity : rs[i - 1]!.sentAt;
+    const dropped = rs[i + 1] ? rs[i + 1]!.doneAt + cacheLagMs : Infinity; // rotation i+2 (index i+1) drops it
+    if (since <= to && dropped >= from) out.add(secret);
+  });
+  return out;
+}
+
 const count = (m: Record<string, number>, k: string, n = 1) => (m[k] = (m[k] ?? 0) + n);
 
 const within = (t: number, fs: Fault[], before: number, after: number) => fs.some((f) => !f.skipped && t >= f.start - before && t <= f.end + after);
 /** an acknowledgement at `t` may have gone unrecorded because of a crash-kind fault */
-export const inCrashWindow = (h: History, t: number) => within(t, h.faults.filter((f) => f.crash), UNRECORDED_ACK_MS, 1_000);
+export const inCrashWindow = (h: History, t: number, beforeMs = UNRECORDED_ACK_MS) => within(t, h.faults.filter((f) => f.crash), beforeMs, 1_000);
 /** a poll at `t` may be another process's takeover of work a faulted one held */
 export const inTakeoverWindow = (h: History, t: number, cfg: CheckConfig) => within(t, h.faults.filter((f) => f.takeover), 1_000, cfg.takeoverSlackMs);
 
@@ -212,20 +238,21 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
       v('signature', `${where}: no signature verifies with tenant ${r.tenant}'s secrets${r.foreign.length ? ` (verifies with tenant ${r.foreign.join(',')}'s!)` : ''}`, info);
     } else {
       const rs = rotations(r.tenant);
-      const known = rs.filter((x) => x.doneAt <= r.at);
-      const current = known.length ? known[known.length - 1]!.secret : 0;
-      const previous = known.length >= 2 ? known[known.length - 2]!.secret : 0;
-      if (!r.verifiedBy.includes(current) && !r.verifiedBy.includes(previous)) {
-        v('signature', `${where}: verifies only with secret(s) #${r.verifiedBy.join(',')} of tenant ${r.tenant}, not with the current (#${current}) or previous (#${previous}) one (rotations done at ${known.map((x) => rel(x.doneAt)).join(', ')}; signed ${rel(r.ts * 1000)})`, info);
+      // webhook-timestamp is whole seconds: the request was signed in [ts, ts + 1 s)
+      const signedFrom = r.ts * 1000;
+      const signedTo = signedFrom + TS_GRANULARITY_MS;
+      const valid = validSecrets(rs, signedFrom, signedTo, cfg.rotationLagMs);
+      if (!r.verifiedBy.some((x) => valid.has(x))) {
+        const known = rs.filter((x) => x.doneAt <= r.at);
+        v('signature', `${where}: verifies only with secret(s) #${r.verifiedBy.join(',')} of tenant ${r.tenant}, none of them current or previous while it was signed (#${[...valid].join(',')}; rotations done at ${known.map((x) => rel(x.doneAt)).join(', ')}; signed ${rel(signedFrom)})`, info);
       }
-      const signedAt = r.ts * 1000;
-      const settled = rs.filter((x) => x.doneAt + cfg.rotationLagMs <= signedAt);
+      const settled = rs.filter((x) => x.doneAt + cfg.rotationLagMs <= signedFrom);
       if (settled.length) {
         const last = settled[settled.length - 1]!;
         const before = rs[rs.indexOf(last) - 1]?.secret ?? 0;
-        // a rotation begun since (or one that got no answer) may already have dropped `before`
-        const newer = rs.some((x) => x.sentAt > last.sentAt && x.sentAt <= signedAt) || h.lostRotations.some((x) => x.tenant === r.tenant && x.sentAt <= signedAt);
-        if (!r.verifiedBy.includes(last.secret)) v('rotation', `${where}: signed ${rel(signedAt)}, more than ${cfg.rotationLagMs / 1000} s after tenant ${r.tenant}'s rotation at ${rel(last.doneAt)}, without the new secret's signature (verified by #${r.verifiedBy.join(',')})`, info);
+        // a rotation begun since (or one that got no answer) may already have replaced `last` and dropped `before`
+        const newer = rs.some((x) => x.sentAt > last.sentAt && x.sentAt <= signedTo) || h.lostRotations.some((x) => x.tenant === r.tenant && x.sentAt <= signedTo);
+        if (!r.verifiedBy.some((x) => x >= last.secret)) v('rotation', `${where}: signed ${rel(signedFrom)}, more than ${cfg.rotationLagMs / 1000} s after tenant ${r.tenant}'s rotation at ${rel(last.doneAt)}, without the new secret's signature (verified by #${r.verifiedBy.join(',')})`, info);
         else if (!newer && !r.verifiedBy.includes(before)) v('rotation', `${where}: within 24 h of tenant ${r.tenant}'s rotation at ${rel(last.doneAt)}, without the previous secret's (#${before}) signature (verified by #${r.verifiedBy.join(',')})`, info);
       }
     }
@@ -275,6 +302,7 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
   }
 
   // --- per webhook-id: one body, duplicates only from crash windows (or our own redelivery) ----------
+  const unrecordedAckMs = cfg.unrecordedAckMs ?? UNRECORDED_ACK_MS;
   const dups = { inCrashWindows: 0, afterTimeout: 0, redelivered: 0, outsideCrashWindows: 0 };
   // the attempts the gateway itself recorded as failed without an answer (timed out, connection lost),
   // by the second they were signed in: a request carries its attempt's webhook-timestamp
@@ -306,7 +334,7 @@ export function check(h: History, cfg: CheckConfig): { violations: Violation[]; 
     if (acked.length <= 1) continue;
     const extra = acked.length - 1;
     if (w.info.redelivered && w.type !== 'task.processing') dups.redelivered += extra;
-    else if (acked.slice(0, -1).some((r) => inCrashWindow(h, r.ts * 1000) || inCrashWindow(h, r.at))) dups.inCrashWindows += extra;
+    else if (acked.slice(0, -1).some((r) => inCrashWindow(h, r.ts * 1000, unrecordedAckMs) || inCrashWindow(h, r.at, unrecordedAckMs))) dups.inCrashWindows += extra;
     else if (acked.slice(0, -1).every((r) => missedAck(id, r))) dups.afterTimeout += extra;
     else {
       dups.outsideCrashWindows += extra;

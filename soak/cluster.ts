@@ -13,6 +13,7 @@ import postgres from 'postgres';
 import { startEmbedded, type EmbeddedDatabase } from '../src/db/embedded.js';
 import { freePort } from '../src/net/free-port.js';
 import { ROOT, startTsChild, type Child } from '../bench/lib.js';
+import { normalPriority } from './priority.js';
 
 export interface Pg {
   kind: 'embedded' | 'server';
@@ -38,7 +39,12 @@ const withDatabase = (url: string, db: string) => {
 export async function startPg(o: { dir: string; serverUrl?: string; restartCmd?: string; dbName: string; log: (m: string) => void }): Promise<Pg> {
   if (!o.serverUrl) {
     const dataDir = path.join(o.dir, 'pg');
-    let embedded: EmbeddedDatabase | undefined = await startEmbedded(dataDir, o.log);
+    const start = async () => {
+      const e = await startEmbedded(dataDir, o.log);
+      normalPriority(postmasterPid(path.join(dataDir, 'pg')));
+      return e;
+    };
+    let embedded: EmbeddedDatabase | undefined = await start();
     const url = embedded.url;
     const sql = postgres(url, { max: 2, onnotice: () => {}, fetch_types: false, connect_timeout: 5 });
     return {
@@ -51,7 +57,7 @@ export async function startPg(o: { dir: string; serverUrl?: string; restartCmd?:
         embedded = undefined;
         await e?.stop();
         await sleep(downMs);
-        embedded = await startEmbedded(dataDir, o.log);
+        embedded = await start();
       },
       terminateBackends: () => terminate(sql),
       sql,
@@ -77,6 +83,7 @@ export async function startPg(o: { dir: string; serverUrl?: string; restartCmd?:
       // stdio ignored and 'exit' awaited: a restarted postmaster inherits the command's
       // stdout, so waiting for the output to close would wait for the server to stop
       const child = spawn('sh', ['-c', cmd], { stdio: 'ignore' });
+      normalPriority(child.pid); // the server it restarts is under test, not part of the soak
       const t = setTimeout(() => child.kill('SIGKILL'), 120_000);
       const [code] = (await once(child, 'exit')) as [number | null];
       clearTimeout(t);
@@ -90,6 +97,19 @@ export async function startPg(o: { dir: string; serverUrl?: string; restartCmd?:
       await admin.end({ timeout: 1 }).catch(() => {});
     },
   };
+}
+
+/** what a gateway logs when its shutdown deadline passes with work in flight (src/gateway.ts) */
+const ABANDONED_AT_STOP = 'shutdown deadline passed with work in flight';
+
+/** The postmaster's pid: the first line of postmaster.pid in its data directory. */
+function postmasterPid(dataDir: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(path.join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 async function terminate(sql: postgres.Sql): Promise<number> {
@@ -113,6 +133,11 @@ export class GatewayProc {
   generation = 0;
   /** stays dead on purpose (a kill not followed by a restart) */
   abandoned = false;
+  /**
+   * the current process said its graceful stop's deadline passed with work in flight: it
+   * handed that work back unfinished, so its sends may be repeated like a crash's
+   */
+  stopAbandonedWork = false;
   private exited: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -133,6 +158,13 @@ export class GatewayProc {
         cwd: ROOT,
         env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...this.env, PORT: String(port) },
         stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      normalPriority(child.pid);
+      this.stopAbandonedWork = false;
+      let tail = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        tail = (tail + chunk.toString('utf8')).slice(-4096);
+        if (tail.includes(ABANDONED_AT_STOP)) this.stopAbandonedWork = true;
       });
       child.stdout.pipe(log);
       child.stderr.pipe(log);

@@ -120,6 +120,8 @@ export class Nemesis {
         const code = await p.term();
         const f = this.record('term', start, `SIGTERM process ${p.index} (exit ${code}), restart after ${Math.round(a.ms)} ms`);
         if (code !== 0) f.detail += ' — graceful stop did not exit 0';
+        // its deadline passed with work in flight (a starved box): what it handed back unfinished may be sent twice
+        if (p.stopAbandonedWork) Object.assign(f, { crash: true, detail: `${f.detail} — its shutdown deadline passed with work in flight` });
         await this.restart(p, a.ms);
         f.end = Date.now();
         return;

@@ -17,6 +17,7 @@ import type { ApiAction, Attempt, Fault, History, Registered, Rotation, WatchVie
 import { Nemesis } from './nemesis.js';
 import { leaseMs, makePlan, NEMESIS_KINDS, type NemesisKind, type SoakOptions } from './plan.js';
 import { startReceivers } from './receivers.js';
+import { raisePriority } from './priority.js';
 import { failureReport, table } from './report.js';
 import { randomSeed } from './rng.js';
 import { SABOTAGES } from './sabotage.js';
@@ -110,6 +111,8 @@ if (a.recheck) {
   if (violations.length) process.stdout.write(`\n${failureReport(history, violations)}\n`);
   process.exit(violations.length ? 1 : 0);
 }
+// the receivers live in this process: they stand for other hosts (gateways and Postgres are reset to normal)
+raisePriority(log);
 const runName = `${new Date().toISOString().replace(/[:.]/g, '-')}-seed${opts.seed}`;
 const runDir = path.join(ROOT, 'soak', 'results', runName);
 fs.mkdirSync(runDir, { recursive: true });
@@ -296,6 +299,7 @@ try {
     minPollGapMs: 3_000 * opts.scale,
     takeoverSlackMs: Math.max(leaseMs(opts.upstreamTimeoutS), leaseMs(opts.deliveryTimeoutS)) + 2_000,
     cancelSlackMs: leaseMs(opts.deliveryTimeoutS) + opts.deliveryTimeoutS * 1000 + 1_000,
+    unrecordedAckMs: leaseMs(opts.deliveryTimeoutS),
     rotationLagMs: 30_000,
     deliveryTimeoutMs: opts.deliveryTimeoutS * 1000,
   };

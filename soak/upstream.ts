@@ -2,6 +2,10 @@
 // src/sim/server.ts with its /_sim admin routes on (fault windows, poll log).
 // Usage: SIM_API_KEYS=k1,k2 node --import tsx soak/upstream.ts; prints `READY {"url"}`.
 import { startSimUpstream } from '../src/sim/server.js';
+import { raisePriority } from './priority.js';
+
+// It stands for another company's servers, not for a process on the gateway's box.
+raisePriority();
 
 const sim = await startSimUpstream({ host: '127.0.0.1', apiKeys: (process.env.SIM_API_KEYS ?? 'sk_test').split(','), admin: true });
 const stop = () => void sim.close().finally(() => process.exit(0));

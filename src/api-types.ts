@@ -15,6 +15,16 @@ export interface Problem {
     field: string;
     message: string;
   }>;
+  /** POST /v1/tasks only: not_submitted — nothing was created upstream, retrying is safe; unknown — upstream may have created the task, submitting again (with a new key) could create a second one; accepted — upstream created task_id but taskhook could not record its watch */
+  outcome?: "not_submitted" | "unknown" | "accepted";
+  /** POST /v1/tasks: upstream's HTTP status, null if it gave none */
+  upstream_status?: number | null;
+  /** POST /v1/tasks: upstream's answer (JSON as JSON, else text), at most 4 KiB */
+  upstream_body?: unknown;
+  /** true when upstream_body was cut at 4 KiB */
+  upstream_body_truncated?: boolean;
+  /** outcome accepted: the task upstream created */
+  task_id?: string;
 }
 
 /** the upstream's task object as last polled, in its own shape (result fields such as audioUrl, imageUrl, videoUrl flattened on) */
@@ -89,6 +99,19 @@ export interface WatchPage {
   data: Watch[];
   /** pass as cursor for the next page; null on the last one */
   next_cursor: string | null;
+}
+
+/** a task submitted through taskhook and its watch */
+export interface SubmittedTask {
+  /** the task upstream created */
+  task_id: string;
+  /** upstream's answer to the submit, verbatim (the unified task shape: status pending, capability, action, model, …) */
+  upstream: {
+    task_id: string;
+    [key: string]: unknown;
+  };
+  /** the watch registered on task_id, as POST /v1/watches answers it */
+  watch: Watch;
 }
 
 export interface DeliveryAttempt {
@@ -261,6 +284,22 @@ export type WebhookEvent = TaskCompletedEvent | TaskFailedEvent | TaskCancelledE
 export interface RegisterWatch {
   /** the upstream task id */
   task_id: string;
+  /** http(s) URL the webhook is POSTed to; loopback, private and metadata addresses are refused (422) */
+  callback_url: string;
+  /** any JSON object up to 16384 bytes, echoed in every webhook of the watch */
+  metadata?: Record<string, unknown> | undefined;
+  /** the events to send; default task.completed, task.failed, task.cancelled, watch.failed (task.processing is opt-in) */
+  events?: Array<"task.completed" | "task.failed" | "task.cancelled" | "task.processing" | "watch.failed"> | undefined;
+}
+
+export interface SubmitTask {
+  /** what to POST to the tenant's upstream, with the tenant's upstream key */
+  submit: {
+    /** the upstream path to POST `body` to, under an allowed prefix (TASKHOOK_SUBMIT_PATHS, default /api/v2/); no .., //, query, scheme or host */
+    path: string;
+    /** the JSON object POSTed to upstream as it is (at most 262144 bytes) */
+    body: Record<string, unknown>;
+  };
   /** http(s) URL the webhook is POSTed to; loopback, private and metadata addresses are refused (422) */
   callback_url: string;
   /** any JSON object up to 16384 bytes, echoed in every webhook of the watch */

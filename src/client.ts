@@ -5,7 +5,20 @@
 // This file imports nothing else from the server: it is what the `taskhook` package
 // (client/) compiles and ships. Any non-2xx answer is thrown as a TaskhookError
 // carrying the problem+json body.
-import type { DeliveryAttempt, ListWatches, Problem, RegisterWatch, RotatedSecret, TaskSnapshot, TenantSettings, UpdateTenant, Watch, WatchPage } from './api-types.js';
+import type {
+  DeliveryAttempt,
+  ListWatches,
+  Problem,
+  RegisterWatch,
+  RotatedSecret,
+  SubmitTask,
+  SubmittedTask,
+  TaskSnapshot,
+  TenantSettings,
+  UpdateTenant,
+  Watch,
+  WatchPage,
+} from './api-types.js';
 
 export type * from './api-types.js';
 
@@ -55,8 +68,8 @@ export function createClient(opts: ClientOptions) {
   const doFetch = opts.fetch ?? globalThis.fetch;
   const timeoutMs = opts.timeoutMs ?? 30_000;
 
-  async function call<T>(method: string, path: string, body?: unknown): Promise<{ status: number; data: T }> {
-    const headers: Record<string, string> = { authorization: `Bearer ${opts.apiKey}`, accept: 'application/json' };
+  async function call<T>(method: string, path: string, body?: unknown, extra: Record<string, string> = {}): Promise<{ status: number; data: T; headers: Headers }> {
+    const headers: Record<string, string> = { ...extra, authorization: `Bearer ${opts.apiKey}`, accept: 'application/json' };
     if (body !== undefined) headers['content-type'] = 'application/json';
     const res = await doFetch(`${base}${path}`, {
       method,
@@ -66,7 +79,7 @@ export function createClient(opts: ClientOptions) {
     });
     const text = await res.text();
     if (!res.ok) throw new TaskhookError(res.status, toProblem(res.status, text), res.headers);
-    return { status: res.status, data: JSON.parse(text) as T };
+    return { status: res.status, data: JSON.parse(text) as T, headers: res.headers };
   }
   const id = encodeURIComponent;
 
@@ -95,6 +108,18 @@ export function createClient(opts: ClientOptions) {
       attempts: async (watchId: string) => (await call<{ data: DeliveryAttempt[] }>('GET', `/v1/watches/${id(watchId)}/deliveries`)).data.data,
     },
     tasks: {
+      /**
+       * Submits through taskhook: POSTs `submit.body` to the tenant's upstream at `submit.path`
+       * and registers the watch, in one call. Pass the same `idempotencyKey` when retrying the
+       * same submit (after a timeout, a 409 or a 502 with outcome not_submitted): it is never
+       * submitted twice. Default: a new random key, i.e. no retry protection across calls.
+       * `replayed`: this is the stored answer of an earlier call with the key.
+       */
+      async create(input: SubmitTask, o: { idempotencyKey?: string } = {}): Promise<SubmittedTask & { replayed: boolean }> {
+        const key = o.idempotencyKey ?? globalThis.crypto.randomUUID();
+        const { data, headers } = await call<SubmittedTask>('POST', '/v1/tasks', input, { 'idempotency-key': key });
+        return { ...data, replayed: headers.get('idempotent-replayed') === 'true' };
+      },
       get: async (taskId: string) => (await call<TaskSnapshot>('GET', `/v1/tasks/${id(taskId)}`)).data,
     },
     tenant: {

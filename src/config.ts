@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { parseAllowPrivate, type PrivateAllowance } from './net/address-policy.js';
 import { parseFaults, type Fault } from './faults.js';
+import { DEFAULT_SUBMIT_PATHS, parseSubmitPaths } from './submit/path.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -133,6 +134,24 @@ const schema = z.object({
     .max(120, { message: 'expected seconds (0.1-120)' })
     .default(10)
     .describe('per upstream poll'),
+  TASKHOOK_SUBMIT_PATHS: z
+    .string()
+    .default(DEFAULT_SUBMIT_PATHS.join(','))
+    .transform((v, ctx) => {
+      try {
+        return parseSubmitPaths(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
+    .describe('comma list of upstream path prefixes `POST /v1/tasks` may submit to (each `/…/`)'),
+  TASKHOOK_SUBMIT_TIMEOUT_S: z.coerce
+    .number({ message: 'expected seconds (0.1-300)' })
+    .min(0.1, { message: 'expected seconds (0.1-300)' })
+    .max(300, { message: 'expected seconds (0.1-300)' })
+    .default(30)
+    .describe('per upstream submit (`POST /v1/tasks`), connect to last byte; past it the outcome is `unknown`'),
   TASKHOOK_SHUTDOWN_TIMEOUT_S: z.coerce.number({ message: 'expected seconds' }).min(0).max(600).default(10)
     .describe('SIGTERM: how long in-flight work may finish'),
   TASKHOOK_RETENTION_DAYS: z.coerce
@@ -206,6 +225,9 @@ export interface Config {
   retryScheduleMs: number[];
   deliveryTimeoutMs: number;
   upstreamTimeoutMs: number;
+  /** POST /v1/tasks: the upstream path prefixes allowed, and the upstream call's deadline */
+  submitPaths: string[];
+  submitTimeoutMs: number;
   shutdownTimeoutMs: number;
   /** finished watches are purged this long after their last change; 0 = kept forever */
   retentionMs: number;
@@ -273,6 +295,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     retryScheduleMs: e.TASKHOOK_RETRY_SCHEDULE,
     deliveryTimeoutMs: Math.round(e.TASKHOOK_DELIVERY_TIMEOUT_S * 1000),
     upstreamTimeoutMs: Math.round(e.TASKHOOK_UPSTREAM_TIMEOUT_S * 1000),
+    submitPaths: e.TASKHOOK_SUBMIT_PATHS,
+    submitTimeoutMs: Math.round(e.TASKHOOK_SUBMIT_TIMEOUT_S * 1000),
     shutdownTimeoutMs: e.TASKHOOK_SHUTDOWN_TIMEOUT_S * 1000,
     retentionMs: e.TASKHOOK_RETENTION_DAYS * 86_400_000,
     pollScale: e.TASKHOOK_POLL_SCALE,

@@ -1,8 +1,10 @@
 // `npm run demo`: the whole loop on one machine, nothing to set up. Starts the
 // simulated upstream, a gateway on an embedded Postgres in a temp dir and a receiver
-// that verifies every signature; submits two tasks of each capability upstream,
-// registers a watch for each, prints every verified webhook as it arrives and exits 0
-// once all have (`--keep`: stay up to try the CLI against it). Ctrl-C cleans up.
+// that verifies every signature; submits two tasks of each capability through taskhook
+// (POST /v1/tasks: taskhook calls upstream with the key it holds and watches the task;
+// one of them the other way, submitted upstream by the app and registered by task_id),
+// prints every verified webhook as it arrives and exits 0 once all have (`--keep`: stay
+// up to try the CLI against it). Ctrl-C cleans up.
 import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,15 +21,23 @@ import { resultOf } from './cli/format.js';
 const UPSTREAM_KEY = 'sk_demo';
 const TIMEOUT_MS = 60_000;
 
-type Script = { capability: 'voice' | 'image' | 'video'; outcome: 'completed' | 'failed' | 'cancelled'; durationMs: number };
+type Script = { capability: 'voice' | 'image' | 'video'; outcome: 'completed' | 'failed' | 'cancelled'; durationMs: number; byTaskId?: true };
 const TASKS: Script[] = [
   { capability: 'voice', outcome: 'completed', durationMs: 1_200 },
   { capability: 'voice', outcome: 'failed', durationMs: 2_000 },
   { capability: 'image', outcome: 'completed', durationMs: 1_600 },
   { capability: 'image', outcome: 'cancelled', durationMs: 2_400 },
   { capability: 'video', outcome: 'completed', durationMs: 3_000 },
-  { capability: 'video', outcome: 'completed', durationMs: 3_600 },
+  // the other way in: the app submits upstream itself and registers the task_id
+  { capability: 'video', outcome: 'completed', durationMs: 3_600, byTaskId: true },
 ];
+
+/** The generation request of each capability (the simulated upstream's `_sim` scripts the outcome). */
+const GENERATE = {
+  voice: { path: '/api/v2/voice/clone', body: { text: 'Hello from the taskhook demo.', reference_audio_url: 'https://example.com/ref.wav' } },
+  image: { path: '/api/v2/image/generate', body: { prompt: 'a lighthouse at dawn', size: '16:9' } },
+  video: { path: '/api/v2/video/generate', body: { prompt: 'waves on a beach', duration: 5 } },
+} as const;
 
 interface Receiver {
   url: string;
@@ -72,6 +82,7 @@ function startReceiver(secret: string, onHook: (hook: { id: string; event: Recor
 }
 
 async function json(url: string, init: { method?: string; headers?: Record<string, string>; body?: unknown }): Promise<any> {
+  // (an Idempotency-Key makes a retry of this very request safe: never a second upstream task)
   const res = await fetch(url, {
     method: init.method ?? 'POST',
     headers: { 'content-type': 'application/json', ...init.headers },
@@ -158,14 +169,26 @@ async function main(argv: string[]): Promise<number> {
     out(`  receiver  ${receiver.url}/hook  (verifies every Standard Webhooks signature)\n`);
 
     for (const script of TASKS) {
-      // what a client does: submit work upstream, then hand its task_id to taskhook
-      const task = await json(`${upstream.url}/api/v2/tasks`, { headers: { authorization: `Bearer ${UPSTREAM_KEY}` }, body: script });
-      const watch = await json(`${gateway.url}/v1/watches`, {
-        headers: { authorization: `Bearer ${apiKey}` },
-        body: { task_id: task.task_id, callback_url: `${receiver.url}/hook`, metadata: { demo: true } },
+      const { capability, outcome, durationMs } = script;
+      if (script.byTaskId) {
+        // the app holds the upstream key, submits upstream itself, then hands the task_id to taskhook
+        const task = await json(`${upstream.url}/api/v2/tasks`, { headers: { authorization: `Bearer ${UPSTREAM_KEY}` }, body: { capability, outcome, durationMs } });
+        const watch = await json(`${gateway.url}/v1/watches`, {
+          headers: { authorization: `Bearer ${apiKey}` },
+          body: { task_id: task.task_id, callback_url: `${receiver.url}/hook`, metadata: { demo: true } },
+        });
+        expected.set(watch.id, { ...script, registeredAt: Date.now() });
+        out(`  registered ${watch.id}  ${capability.padEnd(5)} task ${String(task.task_id).slice(0, 8)}…  by task_id (upstream will say ${outcome})`);
+        continue;
+      }
+      // the recommended way: one call; taskhook submits with the upstream key it holds and watches the task
+      const g = GENERATE[capability];
+      const submitted = await json(`${gateway.url}/v1/tasks`, {
+        headers: { authorization: `Bearer ${apiKey}`, 'idempotency-key': crypto.randomUUID() },
+        body: { submit: { path: g.path, body: { ...g.body, _sim: { outcome, durationMs } } }, callback_url: `${receiver.url}/hook`, metadata: { demo: true } },
       });
-      expected.set(watch.id, { ...script, registeredAt: Date.now() });
-      out(`  registered ${watch.id}  ${script.capability.padEnd(5)} task ${String(task.task_id).slice(0, 8)}…  (upstream will say ${script.outcome})`);
+      expected.set(submitted.watch.id, { ...script, registeredAt: Date.now() });
+      out(`  submitted  ${submitted.watch.id}  ${capability.padEnd(5)} task ${String(submitted.task_id).slice(0, 8)}…  POST ${g.path} through taskhook (upstream will say ${outcome})`);
     }
     out(`\nwaiting for ${TASKS.length} webhooks …`);
     const timedOut = await Promise.race([
@@ -185,6 +208,7 @@ async function main(argv: string[]): Promise<number> {
     out(`  export TASKHOOK_URL=${gateway.url} TASKHOOK_API_KEY=${apiKey}`);
     out(`  export TASKHOOK_SIGNING_SECRET=${secret}   # what your receiver verifies webhooks with`);
     out('  node bin/taskhook.js list');
+    out(`  node bin/taskhook.js submit /api/v2/image/generate --body '{"prompt":"a fox"}' --callback ${receiver.url}/hook --wait`);
     out('  node bin/taskhook.js listen --forward-to http://localhost:3000/hook');
     out('Ctrl-C to stop.');
     return new Promise<number>(() => {}); // until interrupted

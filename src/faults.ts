@@ -6,6 +6,7 @@ export const FAULT_POINTS = [
   'poll.before-commit', // upstream answered, nothing recorded yet
   'delivery.before-send', // lease taken, receiver not called yet
   'delivery.after-send', // receiver answered 2xx, delivery not marked yet
+  'submit.after-upstream', // upstream accepted a submit (POST /v1/tasks), nothing recorded yet
 ] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];
 export type Fault = (point: FaultPoint) => void;

@@ -24,6 +24,7 @@ import { createMetrics } from './metrics.js';
 import { DurationCache } from './durations/cache.js';
 import { createLearner, type Learner } from './durations/learner.js';
 import { learningTimes, tuningFor } from './durations/tuning.js';
+import { Submitter } from './submit/submitter.js';
 
 /**
  * A lease must outlive the whole request it covers (deadline, quick retries, the
@@ -134,14 +135,14 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
   durations.start();
   const metrics = createMetrics({ sql, durations });
 
-  let upstream: UpstreamClient | undefined;
+  // One client for polls and submits (POST /v1/tasks): one pool, one proxy and address policy.
+  const upstream = new UpstreamClient({ timeoutMs: cfg.upstreamTimeoutMs, proxy: cfg.upstreamProxy });
   let poller: ReturnType<typeof createPoller> | undefined;
   let deliverer: ReturnType<typeof createDeliverer> | undefined;
   let callbackAgent: ReturnType<typeof createCallbackDispatcher> | undefined;
   let retention: Retention | undefined;
   let learner: Learner | undefined;
   if (runWorkers) {
-    upstream = new UpstreamClient({ timeoutMs: cfg.upstreamTimeoutMs, proxy: cfg.upstreamProxy });
     callbackAgent = createCallbackDispatcher({
       proxyUrl: cfg.callbackProxy,
       policy,
@@ -197,13 +198,28 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
   let url: string | undefined;
   {
     // Every role listens: workers answer /healthz and /readyz for orchestrators; only api/all serve /v1.
+    const watches = new WatchStore(sql, cfg.pollScale, (tenantId, task) => durations.eta(tenantId, task));
     const app = createApp({
       serveApi: cfg.role !== 'worker',
       sql,
       log,
       tenants,
-      watches: new WatchStore(sql, cfg.pollScale, (tenantId, task) => durations.eta(tenantId, task)),
+      watches,
       durations,
+      submitter:
+        cfg.role === 'worker'
+          ? undefined
+          : new Submitter({
+              sql,
+              watches,
+              upstream,
+              log: log.child({ component: 'submit' }),
+              allowedPaths: cfg.submitPaths,
+              timeoutMs: cfg.submitTimeoutMs,
+              userAgent: `taskhook/${VERSION}`,
+              metrics,
+              fault: cfg.faults,
+            }),
       policy,
       lookupAll: over.lookupAll,
       onEnqueued: () => deliverer?.wake(),
@@ -233,7 +249,7 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
       (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       await closing;
       // close() would wait for the requests still hanging; past the deadline we cut them.
-      await Promise.all(clean ? [upstream?.close(), callbackAgent?.close()] : [upstream?.destroy(), callbackAgent?.destroy()]);
+      await Promise.all(clean ? [upstream.close(), callbackAgent?.close()] : [upstream.destroy(), callbackAgent?.destroy()]);
       await database.close();
     },
   };

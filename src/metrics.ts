@@ -22,6 +22,20 @@ export type PollOutcome =
 /** What one claimed delivery came to; `deferred` sent nothing (circuit open, lease too short). */
 export type DeliveryOutcome = 'delivered' | 'retry' | 'undeliverable' | 'deferred';
 
+/** What one POST /v1/tasks came to (src/submit/submitter.ts). */
+export const SUBMIT_OUTCOMES = [
+  'accepted', // upstream took it, the watch is registered
+  'replayed', // the same Idempotency-Key and request again: the first answer, upstream not called
+  'rejected', // upstream 4xx → 422
+  'unauthorized', // upstream 401 (or the tenant's key unreadable) → 422
+  'not_submitted', // 502: nothing can have reached upstream
+  'unknown', // 502: upstream may have taken it (also a retry finding a dead attempt)
+  'not_recorded', // upstream took it, the database write failed → 502 with the task_id
+  'in_use', // 409: another attempt with the key is in flight
+  'key_reused', // 422: the key came with a different request
+] as const;
+export type SubmitMetricOutcome = (typeof SUBMIT_OUTCOMES)[number];
+
 const POLL_OUTCOMES: readonly PollOutcome[] = ['running', 'terminal', 'unauthorized', 'not_found', 'rate_limited', 'error', 'throttled', 'skipped'];
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'other', 'none'] as const;
 export type StatusClass = (typeof STATUS_CLASSES)[number];
@@ -160,6 +174,19 @@ export function createMetrics(o: MetricsOptions = {}) {
       },
     });
   }
+  const submits = new Counter({
+    name: 'taskhook_submits_total',
+    help: 'Submits through taskhook (POST /v1/tasks) by outcome',
+    labelNames: ['outcome'] as const,
+    registers,
+  });
+  for (const outcome of SUBMIT_OUTCOMES) submits.inc({ outcome }, 0);
+  const submitDuration = new Histogram({
+    name: 'taskhook_submit_upstream_duration_seconds',
+    help: 'The upstream POST of one submit through taskhook, request to the last byte of the answer (or the error)',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers,
+  });
 
   if (o.sql) {
     const sql = o.sql;
@@ -213,6 +240,12 @@ export function createMetrics(o: MetricsOptions = {}) {
     },
     attemptDuration(ms: number) {
       attemptDuration.observe(ms / 1000);
+    },
+    submit(outcome: SubmitMetricOutcome) {
+      submits.inc({ outcome });
+    },
+    submitDuration(ms: number) {
+      submitDuration.observe(ms / 1000);
     },
     endToEndLag(seconds: number) {
       endToEndLag.observe(Math.max(0, seconds));

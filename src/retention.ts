@@ -1,6 +1,9 @@
 // Retention: finished watches (delivered, undeliverable, cancelled) whose last change
 // is older than TASKHOOK_RETENTION_DAYS leave the database with their deliveries and
 // delivery attempts, then so do the task snapshots no watch refers to any more.
+// Idempotency keys of submits (task_submissions) go once past their 24 h whatever
+// TASKHOOK_RETENTION_DAYS says, even 0 (an accepted one stays while its watch does:
+// the dashboard shows what upstream first answered).
 //
 // Everything goes in small batches, one short statement each, taking only rows nobody
 // else holds (SKIP LOCKED) and giving up quickly on a lock it would have to wait for:
@@ -10,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type postgres from 'postgres';
 import type { Sql } from './db/client.js';
 import type { Logger } from './log.js';
+import { purgeExpiredSubmissions } from './submit/store.js';
 
 export interface PurgeResult {
   watches: number;
@@ -99,10 +103,21 @@ export async function purgeOnce(sql: Sql, retentionMs: number, batch = 500, shou
   return total;
 }
 
+/** Idempotency keys past their 24 h, `batch` per statement, until a batch comes back short. → keys deleted. */
+export async function purgeExpiredKeys(sql: Sql, batch = 500, shouldStop: () => boolean = () => false): Promise<number> {
+  let total = 0;
+  while (!shouldStop()) {
+    const n = await short(sql, (tx) => purgeExpiredSubmissions(tx, batch));
+    total += n;
+    if (n < batch) break;
+  }
+  return total;
+}
+
 export interface RetentionOptions {
   sql: Sql;
   log: Logger;
-  /** 0 = keep forever (the engine does nothing) */
+  /** 0 = keep watches forever (the engine then only drops expired idempotency keys) */
   retentionMs: number;
   /** between passes, ±20 % jitter; the first pass comes at a random point of the first interval */
   intervalMs?: number;
@@ -134,6 +149,8 @@ export function createRetention(o: RetentionOptions): Retention {
       try {
         const r = await purgeOnce(o.sql, o.retentionMs, batch, () => !running);
         if (r.watches + r.snapshots > 0) o.log.info({ ...r, duration_ms: Date.now() - started }, 'retention: purged finished watches past retention');
+        const keys = await purgeExpiredKeys(o.sql, batch, () => !running);
+        if (keys > 0) o.log.info({ keys }, 'retention: dropped idempotency keys past their 24 h');
       } catch (err) {
         // Usually a lock we declined to wait for, or the database being away: next pass.
         o.log.warn({ err: String(err) }, 'retention pass failed; retrying next pass');
@@ -144,7 +161,7 @@ export function createRetention(o: RetentionOptions): Retention {
 
   return {
     start() {
-      if (running || o.retentionMs <= 0) return;
+      if (running) return;
       running = true;
       ac = new AbortController();
       done = run();

@@ -53,7 +53,7 @@ describe('--help', () => {
     const walk = (c: Command) => c.commands.forEach((sub) => (all.push(sub), walk(sub)));
     walk(buildProgram());
     const names = all.map((c) => c.name());
-    for (const n of ['serve', 'migrate', 'sim', 'rotate-encryption-key', 'doctor', 'watch', 'list', 'get', 'cancel', 'redeliver', 'tenant', 'create', 'rotate-secret', 'listen']) {
+    for (const n of ['serve', 'migrate', 'sim', 'rotate-encryption-key', 'doctor', 'submit', 'watch', 'list', 'get', 'cancel', 'redeliver', 'tenant', 'create', 'rotate-secret', 'listen']) {
       expect(names).toContain(n);
     }
     for (const c of all) {

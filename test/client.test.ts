@@ -35,6 +35,31 @@ async function thrown(p: Promise<unknown>): Promise<TaskhookError> {
 }
 
 describe('taskhook/client', () => {
+  it('tasks.create submits through taskhook: the task, upstream\'s answer and the watch; the same key replays', async () => {
+    const input = {
+      submit: { path: '/api/v2/image/generate', body: { prompt: 'a lighthouse', _sim: { durationMs: 200 } } },
+      callback_url: `${s.receiver.url}/client-submit`,
+      metadata: { via: 'client' },
+    };
+    const n = s.upstream.submits();
+    const first = await client.tasks.create(input, { idempotencyKey: 'client-test-key-1' });
+    expect(first.replayed).toBe(false);
+    expect(first.upstream).toMatchObject({ task_id: first.task_id, capability: 'image', status: 'pending' });
+    expect(first.watch).toMatchObject({ task_id: first.task_id, status: 'watching', metadata: { via: 'client' } });
+    const again = await client.tasks.create(input, { idempotencyKey: 'client-test-key-1' });
+    expect(again).toEqual({ ...first, replayed: true });
+    expect(s.upstream.submits()).toBe(n + 1);
+    expect((await until(first.watch.id, 'delivered')).outcome).toBe('task.completed');
+    // without a key, each call is a new submit
+    await client.tasks.create(input);
+    expect(s.upstream.submits()).toBe(n + 2);
+    // upstream refusing comes back as a TaskhookError with upstream's status and body
+    const err = await thrown(client.tasks.create({ ...input, submit: { path: '/api/v2/image/generate', body: {} } }));
+    expect(err.status).toBe(422);
+    expect(err.code).toBe('upstream-rejected');
+    expect(err.problem).toMatchObject({ outcome: 'not_submitted', upstream_status: 400 });
+  });
+
   it('creates, reads, lists, redelivers and reads the attempts of a watch', async () => {
     const task = s.upstream.createTask({ capability: 'voice', durationMs: 300 });
     const callback_url = `${s.receiver.url}/client`;

@@ -24,11 +24,13 @@ const METRICS = {
   taskhook_end_to_end_lag_seconds: 'histogram',
   taskhook_due_tasks: 'gauge',
   taskhook_pending_deliveries: 'gauge',
+  taskhook_submits_total: 'counter',
+  taskhook_submit_upstream_duration_seconds: 'histogram',
 } as const;
 
 /** Every value each label may take: a fixed set, never an id. */
 const LABEL_VALUES: Record<string, RegExp> = {
-  outcome: /^(running|terminal|unauthorized|not_found|rate_limited|error|throttled|skipped|delivered|retry|undeliverable|deferred)$/,
+  outcome: /^(running|terminal|unauthorized|not_found|rate_limited|error|throttled|skipped|delivered|retry|undeliverable|deferred|accepted|replayed|rejected|not_submitted|unknown|not_recorded|in_use|key_reused)$/,
   status_class: /^([1-5]xx|other|none)$/,
   code: /^(task_not_found|upstream_unauthorized|watch_expired)$/,
   engine: /^(poller|deliverer)$/,

@@ -164,6 +164,21 @@ describe('the API answers as documented', () => {
     expect(validate(doc.webhooks['task.completed'].post.requestBody.content['application/json'].schema, hook.json)).toBeUndefined();
   });
 
+  it('a submit through taskhook and its problems fit their schemas; every example is one taskhook really sends', async () => {
+    const validate = check();
+    const headers = { 'idempotency-key': `openapi-${Date.now()}` };
+    const ok = await s.api('/v1/tasks', { headers, body: { submit: { path: '/api/v2/voice/clone', body: { text: 'hi', reference_audio_url: 'https://x/r.wav' } }, callback_url: `${s.receiver.url}/hook` } });
+    expect(ok.status, ok.text).toBe(201);
+    expect(validate(documented('post', '/v1/tasks', 201), ok.json)).toBeUndefined();
+    const refused = await s.api('/v1/tasks', { headers: { 'idempotency-key': `openapi-2-${Date.now()}` }, body: { submit: { path: '/api/v2/voice/clone', body: { text: 'hi' } }, callback_url: `${s.receiver.url}/hook` } });
+    expect(refused.status).toBe(422);
+    expect(validate(documented('post', '/v1/tasks', 422, 'application/problem+json'), refused.json)).toBeUndefined();
+    const documentedTypes = Object.keys(deref(doc.paths['/v1/tasks'].post.responses['422']).content['application/problem+json'].examples);
+    expect(documentedTypes).toContain(refused.json.type.split('/').pop());
+    const reused = await s.api('/v1/tasks', { headers, body: { submit: { path: '/api/v2/voice/clone', body: { text: 'other' } }, callback_url: `${s.receiver.url}/hook` } });
+    expect(reused.json).toEqual(deref(doc.paths['/v1/tasks'].post.responses['422']).content['application/problem+json'].examples['idempotency-key-reused'].value);
+  });
+
   it('errors are the documented problem+json', async () => {
     const validate = check();
     const noKey = await fetch(`${s.gateway.url}/v1/watches`);

@@ -9,6 +9,7 @@ import type { Tenant, TenantDirectory } from '../tenancy/directory.js';
 import type { TenantStore } from '../tenancy/store.js';
 import type { SecretBox } from '../tenancy/secret-box.js';
 import type { WatchStore } from '../watches/store.js';
+import type { Submitter } from '../submit/submitter.js';
 import { ApiError, NotFound, TooManyRequests, Unauthorized, onError, problem } from './errors.js';
 import { TokenBuckets } from '../engine/token-bucket.js';
 import type { Registry } from 'prom-client';
@@ -28,6 +29,8 @@ export interface AppDeps {
   log: Logger;
   tenants: TenantDirectory;
   watches: WatchStore;
+  /** POST /v1/tasks (submit through taskhook); unset → 404 */
+  submitter?: Submitter;
   policy: AddressPolicy;
   lookupAll?: LookupAll;
   onEnqueued?: () => void;

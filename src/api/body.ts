@@ -5,12 +5,12 @@ import { BadRequest, TooLarge, UnsupportedMediaType } from './errors.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
-export async function readJsonObject(c: Context): Promise<Record<string, unknown>> {
+export async function readJsonObject(c: Context, limit = MAX_BODY_BYTES): Promise<Record<string, unknown>> {
   const type = c.req.header('content-type') ?? '';
   if (!/^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i.test(type)) throw UnsupportedMediaType();
   const declared = Number(c.req.header('content-length') ?? '0');
-  if (declared > MAX_BODY_BYTES) throw TooLarge(`the body must be at most ${MAX_BODY_BYTES} bytes`);
-  const text = await readCapped(c);
+  if (declared > limit) throw tooLarge(limit);
+  const text = await readCapped(c, limit);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -21,7 +21,7 @@ export async function readJsonObject(c: Context): Promise<Record<string, unknown
   return parsed as Record<string, unknown>;
 }
 
-const tooLarge = () => TooLarge(`the body must be at most ${MAX_BODY_BYTES} bytes`);
+const tooLarge = (limit: number) => TooLarge(`the body must be at most ${limit} bytes`);
 
 /**
  * The body as text, read with a running cap: a chunked body can't make us buffer more
@@ -29,7 +29,7 @@ const tooLarge = () => TooLarge(`the body must be at most ${MAX_BODY_BYTES} byte
  * going through `c.req.raw.body` builds a web Request, a ReadableStream and an
  * AbortSignal per request, which was a fifth of the CPU of a registration.
  */
-async function readCapped(c: Context): Promise<string> {
+async function readCapped(c: Context, limit: number): Promise<string> {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -37,10 +37,10 @@ async function readCapped(c: Context): Promise<string> {
     await new Promise<void>((resolve, reject) => {
       const onData = (chunk: Buffer) => {
         size += chunk.byteLength;
-        if (size > MAX_BODY_BYTES) {
+        if (size > limit) {
           incoming.off('data', onData);
           incoming.resume(); // discard the rest (destroying would cut the socket the 413 goes out on)
-          reject(tooLarge());
+          reject(tooLarge(limit));
           return;
         }
         chunks.push(chunk);
@@ -58,9 +58,9 @@ async function readCapped(c: Context): Promise<string> {
       const { done, value } = await reader.read();
       if (done) break;
       size += value.byteLength;
-      if (size > MAX_BODY_BYTES) {
+      if (size > limit) {
         await reader.cancel().catch(() => {});
-        throw tooLarge();
+        throw tooLarge(limit);
       }
       chunks.push(value);
     }

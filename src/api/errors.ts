@@ -31,15 +31,20 @@ export const Invalid = (detail: string, errors?: Array<{ field: string; message:
 export const TooManyRequests = (detail: string, retryAfterMs?: number) =>
   new ApiError(429, 'rate-limited', 'Too many requests', detail, retryAfterMs === undefined ? {} : { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) });
 
+/** The problem+json body of an error (also stored, for answers an Idempotency-Key replays). */
+export function problemJson(err: ApiError): string {
+  return JSON.stringify({
+    type: `https://taskhook.dev/problems/${err.slug}`,
+    title: err.title,
+    status: err.status,
+    detail: err.detail,
+    ...err.extra,
+  });
+}
+
 export function problem(c: Context, err: ApiError): Response {
   return c.body(
-    JSON.stringify({
-      type: `https://taskhook.dev/problems/${err.slug}`,
-      title: err.title,
-      status: err.status,
-      detail: err.detail,
-      ...err.extra,
-    }),
+    problemJson(err),
     err.status,
     { 'content-type': 'application/problem+json', ...err.headers },
   );

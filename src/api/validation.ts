@@ -81,6 +81,55 @@ export const registerWatchBody = z
   })
   .strict();
 
+/** submit.body of POST /v1/tasks, serialised, at most this many bytes */
+export const MAX_SUBMIT_BODY_BYTES = 256 * 1024;
+/** and nested at most this deep (a generation request is a few levels; the bound keeps every walk of it safe) */
+export const MAX_SUBMIT_BODY_DEPTH = 32;
+/** the whole request of POST /v1/tasks: the body, metadata and the rest */
+export const MAX_SUBMIT_REQUEST_BYTES = MAX_SUBMIT_BODY_BYTES + 32 * 1024;
+
+function tooDeep(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth > max) return true;
+    for (const x of Array.isArray(v) ? v : Object.values(v)) stack.push([x, depth + 1]);
+  }
+  return false;
+}
+
+const watchFields = registerWatchBody.shape;
+
+export const submitTaskBody = z
+  .object({
+    submit: z
+      .object(
+        {
+          path: z
+            .string({ message: 'submit.path is required: the upstream path to POST to, like /api/v2/voice/clone' })
+            .describe('the upstream path to POST `body` to, under an allowed prefix (TASKHOOK_SUBMIT_PATHS, default /api/v2/); no .., //, query, scheme or host'),
+          body: z
+            .record(z.string(), z.unknown(), { message: 'submit.body must be a JSON object' })
+            .superRefine((b, ctx) => {
+              if (tooDeep(b, MAX_SUBMIT_BODY_DEPTH)) ctx.addIssue({ code: 'custom', message: `submit.body must nest at most ${MAX_SUBMIT_BODY_DEPTH} levels deep` });
+              else if (Buffer.byteLength(JSON.stringify(b)) > MAX_SUBMIT_BODY_BYTES) ctx.addIssue({ code: 'custom', message: `submit.body must serialise to at most ${MAX_SUBMIT_BODY_BYTES} bytes` });
+            })
+            .describe(`the JSON object POSTed to upstream as it is (at most ${MAX_SUBMIT_BODY_BYTES} bytes)`),
+        },
+        { message: 'submit is required: {path, body}' },
+      )
+      .strict()
+      .describe('what to POST to the tenant\'s upstream, with the tenant\'s upstream key'),
+    callback_url: watchFields.callback_url,
+    metadata: watchFields.metadata,
+    events: watchFields.events,
+  })
+  .strict();
+
+/** Idempotency-Key: 1-255 printable ASCII characters (the IETF draft's sf-string, kept simple). */
+export const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
 export const listWatchesQuery = z
   .object({
     status: z.enum(WATCH_STATUSES, { message: `status must be one of ${WATCH_STATUSES.join(', ')}` }).optional(),

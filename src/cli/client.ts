@@ -2,7 +2,10 @@
 // key (or the admin token), print what it answered (human-readable, or its JSON with
 // --json) and return the exit code.
 import { usageError } from './errors.js';
-import { call, type Target } from './http.js';
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { CliError } from './errors.js';
+import { call, HttpError, type Target } from './http.js';
 import { attemptTable, statusLine, tenantTable, watchDetails, watchTable, type Attempt, type TenantSummary, type Watch } from './format.js';
 import { waitForWatch } from './wait.js';
 
@@ -49,6 +52,77 @@ export async function watch(
     return 0;
   }
   if (!io.json) io.out.write(`${status === 201 ? 'registered' : 'already registered'} ${w.id}: task ${w.task_id} → ${w.callback_url}\n`);
+  return waitForWatch(t, w, { intervalMs, timeoutMs, json: io.json, out: io.out });
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** --body: inline JSON, or @file.json (@- for stdin); must be a JSON object. */
+async function readBody(spec: string): Promise<Record<string, unknown>> {
+  let text = spec;
+  if (spec.startsWith('@')) {
+    const file = spec.slice(1);
+    try {
+      text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+    } catch (err) {
+      throw usageError(`--body ${spec}: cannot read ${file === '-' ? 'stdin' : file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw usageError(`--body must be a JSON object, inline or @file.json (${spec.startsWith('@') ? `${spec.slice(1)} is not JSON` : 'not JSON'})`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw usageError('--body must be a JSON object, inline or @file.json');
+  return v as Record<string, unknown>;
+}
+
+/** How long `submit` keeps retrying while the gateway answers 409 (the same key still in flight). */
+const SUBMIT_IN_FLIGHT_RETRY_MS = 60_000;
+
+export async function submit(
+  t: Target,
+  io: Io,
+  upstreamPath: string,
+  o: { body: string; callback: string; metadata?: string; events?: string; idempotencyKey?: string; wait?: boolean; timeout?: string; interval?: string },
+): Promise<number> {
+  const body: Record<string, unknown> = { submit: { path: upstreamPath, body: await readBody(o.body) }, callback_url: o.callback };
+  if (o.metadata !== undefined) body.metadata = jsonObject(o.metadata);
+  if (o.events !== undefined) body.events = o.events.split(',').map((e) => e.trim()).filter(Boolean);
+  const timeoutMs = o.timeout === undefined ? undefined : duration(o.timeout);
+  const intervalMs = o.interval === undefined ? 500 : Math.max(100, duration(o.interval));
+  const key = o.idempotencyKey ?? randomUUID();
+  // One key for every try of this command: a retry (409 while the first try is in flight)
+  // can only ever get the first try's answer, never a second upstream task.
+  const until = Date.now() + SUBMIT_IN_FLIGHT_RETRY_MS;
+  let answer: { task_id: string; upstream: Record<string, unknown>; watch: Watch };
+  for (;;) {
+    try {
+      answer = (await call<typeof answer>(t, 'POST', '/v1/tasks', body, 60_000, { 'idempotency-key': key })).json;
+      break;
+    } catch (err) {
+      if (err instanceof HttpError && err.status === 409 && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, Math.min(5, Number(err.retryAfter) || 1) * 1000));
+        continue;
+      }
+      // the key lets the user ask again without risking a second upstream task
+      if (err instanceof CliError) throw new CliError(`${err.message}; Idempotency-Key ${key} (retry with --idempotency-key ${key})`, err.exitCode);
+      throw err;
+    }
+  }
+  const w = answer.watch;
+  const kind = [answer.upstream.capability, answer.upstream.action, answer.upstream.model].filter((x) => typeof x === 'string').join(' ');
+  const line = `submitted ${upstreamPath} → task ${answer.task_id}${kind ? ` (${kind})` : ''}; watch ${w.id} → ${w.callback_url}`;
+  if (!o.wait) {
+    print(io, `${line} (${w.status})\n`, answer);
+    return 0;
+  }
+  if (!io.json) io.out.write(`${line}\n`);
   return waitForWatch(t, w, { intervalMs, timeoutMs, json: io.json, out: io.out });
 }
 

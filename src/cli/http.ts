@@ -59,9 +59,27 @@ export function problemDetail(status: number, text: string): string {
   return `the gateway answered HTTP ${status}`;
 }
 
-export async function call<T = unknown>(t: Target, method: string, path: string, body?: unknown, timeoutMs = 30_000): Promise<Answer<T>> {
+/** An error answer of the gateway: the one line, and its status (for a caller that retries some). */
+export class HttpError extends CliError {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly retryAfter: string | null,
+  ) {
+    super(message);
+  }
+}
+
+export async function call<T = unknown>(
+  t: Target,
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 30_000,
+  extraHeaders: Record<string, string> = {},
+): Promise<Answer<T>> {
   const base = baseUrl(t.url);
-  const headers: Record<string, string> = { authorization: bearer(t), accept: 'application/json' };
+  const headers: Record<string, string> = { ...extraHeaders, authorization: bearer(t), accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
   let res: Response;
   try {
@@ -76,7 +94,7 @@ export async function call<T = unknown>(t: Target, method: string, path: string,
     throw new CliError(`cannot reach the gateway at ${base}: ${networkReason(err)}`);
   }
   const text = await res.text();
-  if (res.status < 200 || res.status > 299) throw new CliError(problemDetail(res.status, text));
+  if (res.status < 200 || res.status > 299) throw new HttpError(problemDetail(res.status, text), res.status, res.headers.get('retry-after'));
   try {
     return { status: res.status, json: JSON.parse(text) as T };
   } catch {

@@ -102,6 +102,24 @@ export function buildProgram(): Command {
 
   gatewayOptions(
     program
+      .command('submit')
+      .description("submit a task through taskhook: POSTs the body to the tenant's upstream at <path> with the tenant's upstream key and watches the task it creates")
+      .argument('<path>', 'the upstream path, e.g. /api/v2/voice/clone')
+      .requiredOption('--body <json|@file>', 'the JSON object to POST upstream, inline or @file.json (@- reads stdin)')
+      .requiredOption('--callback <url>', 'where the webhook goes')
+      .option('--metadata <json>', 'a JSON object echoed in the webhook')
+      .option('--events <list>', 'comma list of event types (default: task.completed,task.failed,task.cancelled,watch.failed; add task.processing)')
+      .option('--idempotency-key <key>', 'retry an earlier submit with its key: it is never submitted twice (default: a new key)')
+      .option('--wait', 'follow the watch with a live status line until it ends: exit 0 when delivered, 1 when undeliverable or cancelled')
+      .option('--timeout <duration>', 'with --wait: give up (exit 1) after this long, e.g. 90s or 5m')
+      .option('--interval <duration>', 'with --wait: how often to check', '500ms'),
+    'tenant',
+  ).action(async (p: string, o: GatewayOpts & Parameters<Awaited<ReturnType<typeof client>>['submit']>[3]) =>
+    done(await (await client()).submit(target(o, 'tenant'), io(o), p, o)),
+  );
+
+  gatewayOptions(
+    program
       .command('list')
       .description('list watches, newest first')
       .option('--status <status>', 'only watches in this status: watching, delivering, delivered, undeliverable, cancelled')
@@ -196,6 +214,7 @@ Reference (API, webhooks, configuration, guarantees): docs/ in the repository,
 and GET /docs on a running gateway.
 
 Examples:
+  $ taskhook submit /api/v2/voice/clone --body @clone.json --callback https://example.com/hook --wait
   $ taskhook watch 7f3c… --callback https://example.com/hook --wait
   $ taskhook listen --forward-to http://localhost:3000/hook
   $ taskhook get wat_… --deliveries`,

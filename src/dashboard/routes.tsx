@@ -154,9 +154,13 @@ export function dashboardRoutes(deps: DashboardDeps) {
   app.get('/watches/:id', async (c) => {
     const id = watchId(c);
     const tenantId = c.var.session.tenantId;
-    const [watch, attempts] = await Promise.all([deps.watches.get(tenantId, id), deps.watches.attempts(tenantId, id)]);
+    const [watch, attempts, submission] = await Promise.all([
+      deps.watches.get(tenantId, id),
+      deps.watches.attempts(tenantId, id),
+      deps.submitter?.submissions.forWatch(tenantId, id),
+    ]);
     if (!watch || !attempts) throw notFound();
-    return render(c, <WatchPage nonce={c.var.nonce} session={c.var.session} watch={watch} attempts={attempts} flash={flash(c)} />);
+    return render(c, <WatchPage nonce={c.var.nonce} session={c.var.session} watch={watch} attempts={attempts} submission={submission} flash={flash(c)} />);
   });
 
   // The CSRF token is checked before the id is even looked at: a forged request learns nothing.

@@ -259,8 +259,30 @@ function excerpt(text: string | null): Child {
   );
 }
 
-export const WatchPage: FC<{ nonce: string; session: Signed; watch: WatchView; attempts: Attempt[]; flash?: Flash | undefined }> = (p) => {
+/** How a watch came to be when it was submitted through taskhook (POST /v1/tasks). */
+export interface Submission {
+  path: string;
+  upstream_status: number | null;
+  upstream_body: string | null;
+  capability: string | null;
+  action: string | null;
+  model: string | null;
+  created_at: Date;
+}
+
+/** upstream's answer pretty-printed when it is JSON, as it came otherwise */
+const pretty = (text: string | null): string => {
+  if (text === null) return '';
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text;
+  }
+};
+
+export const WatchPage: FC<{ nonce: string; session: Signed; watch: WatchView; attempts: Attempt[]; submission?: Submission | undefined; flash?: Flash | undefined }> = (p) => {
   const w = p.watch;
+  const sub = p.submission;
   const canCancel = w.status === 'watching' || w.status === 'delivering';
   const canRedeliver = w.status === 'delivered' || w.status === 'undeliverable' || w.status === 'delivering';
   return (
@@ -280,6 +302,18 @@ export const WatchPage: FC<{ nonce: string; session: Signed; watch: WatchView; a
             <dd class="mono">{w.callback_url}</dd>
             <dt>events</dt>
             <dd class="mono">{w.events.join(', ')}</dd>
+            <dt>origin</dt>
+            <dd data-testid="origin">
+              {sub ? (
+                <>
+                  submitted through taskhook: <span class="mono">POST {sub.path}</span> → HTTP {sub.upstream_status ?? '—'}{' '}
+                  {sub.capability ? <span class="mono">({[sub.capability, sub.action, sub.model].filter(Boolean).join(' ')})</span> : null}{' '}
+                  <span class="muted small">{when(sub.created_at.toISOString())}</span>
+                </>
+              ) : (
+                <span class="muted">registered by task_id</span>
+              )}
+            </dd>
             <dt>outcome</dt>
             <dd class="mono">{w.outcome ?? <span class="muted">not decided</span>}</dd>
             {w.last_poll_error ? (
@@ -334,6 +368,14 @@ export const WatchPage: FC<{ nonce: string; session: Signed; watch: WatchView; a
             </form>
           </div>
         </div>
+        {sub ? (
+          <div class="card">
+            <h2>Upstream's first answer</h2>
+            <pre class="snapshot" data-testid="upstream-answer">
+              {pretty(sub.upstream_body)}
+            </pre>
+          </div>
+        ) : null}
         <div class="card">
           <h2>Task snapshot</h2>
           {w.task === null ? (

@@ -229,3 +229,51 @@ export const durationLearner = pgTable('duration_learner', {
   watermarkTenant: text('watermark_tenant').notNull().default(''),
   watermarkTask: text('watermark_task').notNull().default(''),
 });
+
+/**
+ * Submits through taskhook (POST /v1/tasks), one row per (tenant, Idempotency-Key),
+ * written BEFORE the upstream call so a retry of a request whose process died mid-call
+ * finds it. `state`: in_flight (an attempt holds `lease_until`), accepted (upstream
+ * answered a task_id; the watch was written in the same transaction and `response` is
+ * the answer replayed to a retry), unknown (the attempt died or upstream's answer could
+ * not be read: a retry is told so and never submits again). A submit that certainly
+ * created nothing upstream deletes its row, freeing the key. Rows go 24 h after
+ * creation (src/retention.ts); `expires_at` is when the key may be used afresh.
+ */
+export const taskSubmissions = pgTable(
+  'task_submissions',
+  {
+    tenantId: text('tenant_id').notNull(),
+    idempotencyKey: text('idempotency_key').notNull(),
+    /** SHA-256 of the canonical request (path, body, callback_url, metadata, events) */
+    requestHash: text('request_hash').notNull(),
+    state: text('state').notNull(),
+    /** the attempt that owns the row; only it may record the outcome */
+    attemptToken: uuid('attempt_token').notNull(),
+    leaseUntil: ts('lease_until').notNull(),
+    path: text('path').notNull(),
+    taskId: text('task_id'),
+    watchId: text('watch_id'),
+    /** upstream's HTTP status and its answer, byte for byte (capped) */
+    upstreamStatus: integer('upstream_status'),
+    upstreamBody: text('upstream_body'),
+    /** the kind of task upstream reported at submit (capability, action, model) */
+    capability: text('capability'),
+    action: text('action'),
+    model: text('model'),
+    /** the answer a retry with the same key replays: HTTP status and body */
+    responseStatus: integer('response_status'),
+    response: text('response'),
+    /** why the outcome is unknown */
+    detail: text('detail'),
+    createdAt: ts('created_at').notNull().defaultNow(),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+    expiresAt: ts('expires_at').notNull(),
+  },
+  (t) => [
+    uniqueIndex('task_submissions_key_uq').on(t.tenantId, t.idempotencyKey),
+    // retention drops expired keys oldest first; the dashboard finds a watch's submit
+    index('task_submissions_expires_idx').on(t.expiresAt),
+    index('task_submissions_watch_idx').on(t.watchId).where(sql`watch_id is not null`),
+  ],
+);

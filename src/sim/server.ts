@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { SimTaskStore } from './tasks.js';
 import type { Override, SimTaskStoreOptions, TaskScript, TaskView } from './tasks.js';
 import { SimAdmin, faultResponse } from './admin.js';
+import { SimGeneration, type SubmitFault, type SubmitRecord } from './generation.js';
 
 export interface SimUpstreamOptions {
   /** 0 (default) picks a free port */
@@ -34,6 +35,12 @@ export interface SimUpstream {
   /** GET /api/v2/tasks/:id requests received (for one task, or in total), whatever their answer */
   requests(task_id?: string): number;
   resetCounts(): void;
+  /** generation requests (POST /api/v2/voice/clone, …) received, whatever their answer */
+  submits(path?: string): number;
+  /** each generation request as it arrived: path, headers, body, the task made */
+  submitLog: SubmitRecord[];
+  /** the knob: the next generation requests answer 4xx/5xx/timeout/garbage/no task_id (src/sim/generation.ts) */
+  setSubmitFault(f: SubmitFault | undefined): void;
   close(): Promise<void>;
 }
 
@@ -99,7 +106,12 @@ export async function startSimUpstream(opts: SimUpstreamOptions = {}): Promise<S
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
 
   const admin = opts.admin ? new SimAdmin(now) : undefined;
-  if (admin) app.route('/_sim', admin.routes());
+  const generation = new SimGeneration({ store, now, authorized, hang: (c) => hang(c) });
+  if (admin) {
+    const routes = admin.routes();
+    generation.adminRoutes(routes);
+    app.route('/_sim', routes);
+  }
 
   /** Holds the request open until the client gives up or the server closes. */
   const hang = async (c: Context) => {
@@ -147,6 +159,8 @@ export async function startSimUpstream(opts: SimUpstreamOptions = {}): Promise<S
     return c.body(body, 200, { 'content-type': 'application/json' });
   });
 
+  generation.mount(app);
+
   app.post('/api/v2/tasks', async (c) => {
     if (!authorized(c)) return unauthorized(c);
     let raw: unknown;
@@ -186,7 +200,11 @@ export async function startSimUpstream(opts: SimUpstreamOptions = {}): Promise<S
     resetCounts: () => {
       total = 0;
       perTask.clear();
+      generation.log.length = 0;
     },
+    submits: (path) => generation.count(path),
+    submitLog: generation.log,
+    setSubmitFault: (f) => generation.setFault(f),
     close: () => {
       closing ??= new Promise<void>((resolve, reject) => {
         for (const release of [...hanging]) release();

@@ -14,6 +14,53 @@ export type PollResult =
   | { kind: 'rate_limited'; retryAfterMs: number | undefined }
   | { kind: 'error'; message: string };
 
+/**
+ * What a submit (POST of a generation request) came to, before any decision: the
+ * answer as it came (body capped), or why there is none and whether the request can
+ * have reached upstream at all (`sent: false` only when the connection never opened).
+ */
+export type SubmitResult =
+  /** `text` null: the status came but the body did not (cut off, too large, too slow): `readError` says why */
+  | { kind: 'answer'; status: number; text: string | null; readError?: string; retryAfter: string | undefined }
+  | { kind: 'no_answer'; sent: boolean; message: string };
+
+export interface SubmitRequest {
+  /** the path under the base URL, already checked by src/submit/path.ts */
+  path: string;
+  /** the JSON text to POST */
+  body: string;
+  userAgent: string;
+  timeoutMs: number;
+  /** answers larger than this are a failure to read, not a truncation */
+  maxAnswerBytes: number;
+}
+
+/** Errors raised before a connection exists: the request cannot have reached upstream. */
+const NOT_CONNECTED_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** True when `err` certainly happened before any byte of the request was sent. */
+export function failedBeforeSending(err: unknown): boolean {
+  const e = err as { name?: string; code?: string; cause?: { code?: string; name?: string } };
+  const code = e?.code ?? e?.cause?.code;
+  if (code && NOT_CONNECTED_CODES.has(code)) return true;
+  // the address policy refusing the upstream's resolved address (src/net/): at lookup, so before connecting
+  const name = e?.cause?.name ?? e?.name ?? '';
+  return /AddressForbidden/.test(name) || /ADDRESS_FORBIDDEN/.test(code ?? '');
+}
+
 export interface UpstreamProxy {
   httpsProxy?: string | undefined;
   httpProxy?: string | undefined;
@@ -86,6 +133,38 @@ export class UpstreamClient {
       }
     } catch (err) {
       return { kind: 'error', message: describeError(err) };
+    }
+  }
+
+  /**
+   * POSTs a generation request (a submit through taskhook, POST /v1/tasks) to
+   * `{baseUrl}{path}` over the same pool, proxy and connection policy as the polls.
+   * Sends exactly content-type, authorization (the tenant's upstream key) and
+   * user-agent: nothing of the client's request but the body.
+   */
+  async submitTask(baseUrl: string, apiKey: string | undefined, r: SubmitRequest): Promise<SubmitResult> {
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'user-agent': r.userAgent };
+    if (apiKey) headers.authorization = `Bearer ${apiKey}`;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(`${baseUrl}${r.path}`, {
+        method: 'POST',
+        headers,
+        body: r.body,
+        dispatcher: this.agent,
+        headersTimeout: r.timeoutMs,
+        bodyTimeout: r.timeoutMs,
+        signal: AbortSignal.timeout(r.timeoutMs),
+      });
+    } catch (err) {
+      return { kind: 'no_answer', sent: !failedBeforeSending(err), message: describeError(err) };
+    }
+    const ra = res.headers['retry-after'];
+    const retryAfter = Array.isArray(ra) ? ra[0] : ra;
+    try {
+      return { kind: 'answer', status: res.statusCode, text: await readCapped(res.body, r.maxAnswerBytes), retryAfter };
+    } catch (err) {
+      return { kind: 'answer', status: res.statusCode, text: null, readError: describeError(err), retryAfter };
     }
   }
 

@@ -1,6 +1,7 @@
 // Watches in the database: registration (idempotent, and scheduling the task's
 // first poll in the same transaction), reads shaped as the API's watch object,
 // cancellation and redelivery. Every query is scoped by tenant.
+import type postgres from 'postgres';
 import type { Sql } from '../db/client.js';
 import { newId } from '../tenancy/keys.js';
 import { BASE_MIN_MS, FIRST_POLL_DELAY_MS } from '../upstream/schedule.js';
@@ -125,8 +126,7 @@ export class WatchStore {
   }
 
   /** The watch object query; `where` is a fragment over alias w. */
-  private select(where: ReturnType<Sql>, tail: ReturnType<Sql> = this.sql``) {
-    const sql = this.sql;
+  private select(where: ReturnType<Sql>, tail: ReturnType<Sql> = this.sql``, sql: Sql | postgres.TransactionSql = this.sql) {
     return sql<WatchRow[]>`
       select w.id, w.tenant_id, w.task_id, w.callback_url, w.metadata, w.events, w.status, w.outcome, w.created_at, w.updated_at,
              s.snapshot, coalesce(u.polls, s.polls) as polls, u.next_poll_at, u.last_poll_error, u.last_poll_error_at,
@@ -164,6 +164,22 @@ export class WatchStore {
   }
 
   /**
+   * The same registration inside the caller's transaction (a submit through taskhook
+   * writes upstream's acceptance and the watch together: src/submit/submitter.ts).
+   * Not batched: the transaction is the caller's.
+   */
+  async registerIn(tx: postgres.TransactionSql, tenantId: string, w: NewWatch): Promise<{ created: boolean; watch: WatchView }> {
+    const [row] = await this.insertWatches([{ id: newId('wat'), tenantId, ...w }], tx);
+    if (row) return { created: true, watch: this.view(row) };
+    const [existing] = await this.select(
+      tx`w.tenant_id = ${tenantId} and w.task_id = ${w.task_id} and w.callback_url = ${w.callback_url}`,
+      tx``,
+      tx,
+    );
+    return { created: false, watch: this.view(existing!) };
+  }
+
+  /**
    * Registrations that arrive together (the same turn of the event loop) are written by
    * one statement: one round trip and one commit for the lot, which is what lets one
    * process take thousands a second. A failed batch is retried row by row (BatchWriter),
@@ -171,7 +187,7 @@ export class WatchStore {
    */
   private readonly registrations = new BatchWriter<Registration, WatchRow | null>((rows) => this.insertWatches(rows), 256, 0);
 
-  private async insertWatches(rows: Registration[]): Promise<Array<WatchRow | null>> {
+  private async insertWatches(rows: Registration[], sql: Sql | postgres.TransactionSql = this.sql): Promise<Array<WatchRow | null>> {
     const firstPollMs = Math.round(FIRST_POLL_DELAY_MS * this.pollScale);
     const minGapMs = Math.round(BASE_MIN_MS * this.pollScale);
     const col = <K extends keyof Registration>(k: K) => rows.map((r) => r[k]);
@@ -183,7 +199,7 @@ export class WatchStore {
     // the lease gone it finishes nothing; the task is polled again, no sooner than the minimum
     // interval, and that poll ends every watch of it.
     // (DISTINCT ON: two new watches of one task in a batch upsert its schedule row once.)
-    const created = await this.sql<(WatchRow & { tenant_id: string })[]>`
+    const created = await sql<(WatchRow & { tenant_id: string })[]>`
       with r as (
         select * from unnest(
           ${col('id')}::text[], ${col('tenantId')}::text[], ${col('task_id')}::text[], ${col('callback_url')}::text[],

@@ -12,12 +12,13 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { listWatchesQuery, registerWatchBody } from '../validation.js';
+import { listWatchesQuery, registerWatchBody, submitTaskBody } from '../validation.js';
 import { patchTenantBody } from '../tenant.js';
 import {
   deliveryAttemptSchema,
   problemSchema,
   rotatedSecretSchema,
+  submittedTaskSchema,
   taskSnapshotSchema,
   tenantViewSchema,
   watchPageSchema,
@@ -35,6 +36,7 @@ export const API_TYPES = {
     TaskSnapshot: taskSnapshotSchema,
     Watch: watchSchema,
     WatchPage: watchPageSchema,
+    SubmittedTask: submittedTaskSchema,
     DeliveryAttempt: deliveryAttemptSchema,
     TenantSettings: tenantViewSchema,
     RotatedSecret: rotatedSecretSchema,
@@ -47,6 +49,7 @@ export const API_TYPES = {
   },
   input: {
     RegisterWatch: registerWatchBody,
+    SubmitTask: submitTaskBody,
     ListWatches: listWatchesQuery,
     UpdateTenant: patchTenantBody,
   },

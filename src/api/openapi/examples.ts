@@ -3,7 +3,11 @@
 // response schemas, so an example that stops fitting fails to compile; the test also
 // validates every example against its schema in the served document.
 import type { z } from 'zod';
-import type { registerWatchBody } from '../validation.js';
+import type { registerWatchBody, submitTaskBody } from '../validation.js';
+import { MAX_SUBMIT_REQUEST_BYTES } from '../validation.js';
+import { IdempotencyKeyRequired } from '../tasks.js';
+import { ApiError as Err } from '../errors.js';
+import { KeyInUse, KeyReused, outcomeUnknown } from '../../submit/submitter.js';
 import type { ApiError } from '../errors.js';
 import { BadRequest, Conflict, Invalid, NotFound, TooLarge, TooManyRequests, Unauthorized, UnsupportedMediaType } from '../errors.js';
 import { MAX_BODY_BYTES } from '../body.js';
@@ -16,6 +20,7 @@ import type {
   StreamedWebhook,
   TaskSnapshot,
   TenantSettings,
+  SubmittedTask,
   Watch,
   WatchPage,
   createdTenantSchema,
@@ -75,6 +80,33 @@ export const newWatch = {
   last_poll_error: null,
   last_delivery: null,
 } satisfies Watch;
+
+export const submitExample = {
+  submit: {
+    path: '/api/v2/voice/clone',
+    body: { text: 'Hello, this is a voice-clone test.', reference_audio_url: 'https://cdn.example.com/ref.wav', model: 'v1-real' },
+  },
+  callback_url: registerExample.callback_url,
+  metadata: registerExample.metadata,
+} satisfies z.input<typeof submitTaskBody>;
+
+export const submittedTask = {
+  task_id: TASK_ID,
+  upstream: {
+    task_id: TASK_ID,
+    status: 'pending',
+    capability: 'voice',
+    action: 'clone',
+    model: 'v1-real',
+    progress: null,
+    error: null,
+    credits_used: null,
+    created_at: 1795867200,
+    completed_at: null,
+    metadata: null,
+  },
+  watch: { ...newWatch, events: ['task.completed', 'task.failed', 'task.cancelled', 'watch.failed'] },
+} satisfies SubmittedTask;
 
 export const deliveredWatch = {
   ...newWatch,
@@ -170,6 +202,45 @@ export const problems = {
   ),
   RateLimited: body(TooManyRequests('this tenant may make 50 API requests per second', 1000)),
 };
+
+/** The problems of POST /v1/tasks, as src/submit/submitter.ts answers them; by HTTP status. */
+export const submitProblems = {
+  400: { 'idempotency-key-required': body(IdempotencyKeyRequired()), 'malformed-request': problems.MalformedRequest },
+  409: { 'idempotency-key-in-use': body(KeyInUse()) },
+  413: { 'too-large': body(TooLarge(`the body must be at most ${MAX_SUBMIT_REQUEST_BYTES} bytes`)) },
+  422: {
+    'upstream-rejected': body(
+      new Err(422, 'upstream-rejected', 'Upstream rejected the submit', 'upstream answered HTTP 400: it refused the request (see upstream_body); nothing was created upstream, fix the request and submit again', {}, {
+        outcome: 'not_submitted',
+        upstream_status: 400,
+        upstream_body: { error: { code: 'invalid_request', message: 'reference_audio_url (or voice_id) is required', type: 'invalid_request' } },
+      }),
+    ),
+    'upstream-unauthorized': body(
+      new Err(422, 'upstream-unauthorized', 'Upstream refused the tenant key', "upstream answered 401: this tenant's upstream key is wrong or revoked; set it with PATCH /v1/tenant (or UPSTREAM_API_KEY). Nothing was created upstream.", {}, {
+        outcome: 'not_submitted',
+        upstream_status: 401,
+        upstream_body: { error: { code: 'unauthorized', message: 'Invalid or missing API key', type: 'auth' } },
+      }),
+    ),
+    'idempotency-key-reused': body(KeyReused()),
+    invalid: body(Invalid('submit.path must not contain . or .. segments', [{ field: 'submit.path', message: 'submit.path must not contain . or .. segments' }])),
+  },
+  502: {
+    'outcome-unknown': body(
+      outcomeUnknown(
+        'upstream did not answer (timed out); it may have accepted the task. Submitting again could create a second task: check upstream (or wait for it to show up) before retrying with a new key; this key keeps answering this for 24 h',
+        { upstream_status: null, upstream_body: null },
+      ),
+    ),
+    'upstream-unavailable': body(
+      new Err(502, 'upstream-unavailable', 'Upstream unavailable', 'upstream could not be reached (ECONNREFUSED: connect ECONNREFUSED 203.0.113.7:443); nothing was sent; retrying is safe (with this key or a new one)', {}, { outcome: 'not_submitted', upstream_status: null }),
+    ),
+    'submit-not-recorded': body(
+      new Err(502, 'submit-not-recorded', 'Submitted but not recorded', `upstream accepted the task (task_id ${TASK_ID}) but taskhook could not record its watch; register it with POST /v1/watches {task_id: "${TASK_ID}", …} rather than submitting again`, {}, { outcome: 'accepted', task_id: TASK_ID }),
+    ),
+  },
+} as const;
 
 // ── Webhook bodies ──
 

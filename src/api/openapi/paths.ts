@@ -2,7 +2,7 @@
 // schemas the routes validate with, registered as they are.
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from 'zod';
-import { listWatchesQuery, registerWatchBody, TASK_ID } from '../validation.js';
+import { listWatchesQuery, registerWatchBody, submitTaskBody, TASK_ID, MAX_SUBMIT_BODY_BYTES } from '../validation.js';
 import { patchTenantBody } from '../tenant.js';
 import { createTenantBody } from '../admin.js';
 import * as ex from './examples.js';
@@ -10,7 +10,9 @@ import {
   createdTenantSchema,
   deliveryAttemptListSchema,
   rotatedSecretSchema,
+  problemSchema,
   streamedWebhookSchema,
+  submittedTaskSchema,
   taskSnapshotSchema,
   tenantListSchema,
   tenantSummarySchema,
@@ -121,7 +123,67 @@ export function watchPaths(r: Registry) {
   });
 }
 
+/** One status, several kinds of problem: each kind an example (the first also as `example`). */
+function problemsFor(description: string, byType: Record<string, unknown>) {
+  const entries = Object.entries(byType);
+  return {
+    description,
+    content: {
+      'application/problem+json': {
+        schema: problemSchema,
+        example: entries[0]![1],
+        examples: Object.fromEntries(entries.map(([type, value]) => [type, { summary: type, value }])),
+      },
+    },
+  };
+}
+
 export function taskAndEventPaths(r: Registry) {
+  const p = ex.submitProblems;
+  r.registerPath({
+    method: 'post',
+    path: '/v1/tasks',
+    tags: ['tasks'],
+    security: [{ gatewayKey: [] }],
+    operationId: 'createTask',
+    summary: 'Submit a task through taskhook',
+    description: [
+      "POSTs `submit.body` to the tenant's upstream at `submit.path` with the tenant's upstream key (the app never holds it), reads the `task_id` from upstream's answer and registers a watch on it, as `POST /v1/watches` would; answers `201 {task_id, upstream, watch}`.",
+      '',
+      '**Idempotency-Key** (required): the same key with the same request within 24 h answers the first answer again (`Idempotent-Replayed: true`) and never submits twice; with a different request → 422 `idempotency-key-reused`; while the first is still in flight → 409 `idempotency-key-in-use` (retry). Keys are per tenant. The attempt is recorded before upstream is called, and upstream\'s acceptance together with the watch in one transaction: if taskhook dies in between, a retry with the key answers 502 `outcome-unknown` rather than submitting again.',
+      '',
+      "**Failures** carry `outcome`: `not_submitted` (nothing was created upstream: upstream refused — 422 `upstream-rejected` with `upstream_status` and `upstream_body`, or 422 `upstream-unauthorized` for its 401 — or could not be reached, 502 `upstream-unavailable`; the key is freed, retrying is safe) or `unknown` (502 `outcome-unknown`: a timeout, a 5xx, a malformed answer or one without task_id — upstream may hold a task; the key keeps answering this).",
+      '',
+      `**Forwarding**: \`submit.path\` must lie under an allowed prefix (TASKHOOK_SUBMIT_PATHS, default \`/api/v2/\`) and is refused, never rewritten, if it has \`..\`, \`//\`, percent-encoding, a query, a scheme or host, or control characters; \`submit.body\` is a JSON object of at most ${MAX_SUBMIT_BODY_BYTES / 1024} KiB. Only content-type, authorization (the tenant's upstream key) and user-agent go upstream.`,
+    ].join('\n'),
+    request: {
+      headers: z.object({
+        'idempotency-key': z
+          .string()
+          .regex(/^[\x21-\x7e]{1,255}$/)
+          .meta({ description: '1-255 printable ASCII characters; a UUID per logical submit', example: '5f0c7a1e-2b4d-4f7a-9c3e-8d1b2a6e4f00' }),
+      }),
+      ...body(named(r, 'SubmitTask', submitTaskBody), ex.submitExample),
+    },
+    responses: {
+      201: {
+        ...json('Submitted: the task upstream created, its answer verbatim, and the watch.', named(r, 'SubmittedTask', submittedTaskSchema), ex.submittedTask),
+        headers: { 'Idempotent-Replayed': { description: '`true` when this is the stored answer of an earlier request with the same key', schema: { type: 'string' } } },
+      },
+      400: problemsFor('No Idempotency-Key (or a malformed one), or the body is not a JSON object.', p[400]),
+      ...errors('Unauthorized', 'UnsupportedMediaType', 'RateLimited'),
+      409: problemsFor('Another request with this Idempotency-Key is still in flight; retry after `Retry-After` to get its answer.', p[409]),
+      413: problemsFor(`The request is larger than the submit cap (submit.body at most ${MAX_SUBMIT_BODY_BYTES / 1024} KiB).`, p[413]),
+      422: problemsFor(
+        'Upstream refused the submit (`upstream-rejected`, `upstream-unauthorized`: nothing created, outcome not_submitted), the key was used with a different request (`idempotency-key-reused`), or a field is invalid (`invalid`: e.g. submit.path outside the allowlist).',
+        p[422],
+      ),
+      502: problemsFor(
+        'No usable answer from upstream: `outcome-unknown` (upstream may hold a task; do not blindly resubmit), `upstream-unavailable` (not_submitted: retry), or `submit-not-recorded` (accepted: register task_id with POST /v1/watches).',
+        p[502],
+      ),
+    },
+  });
   r.registerPath({
     method: 'get',
     path: '/v1/tasks/{task_id}',

@@ -19,6 +19,16 @@ export const problemSchema = z
       .array(z.object({ field: z.string(), message: z.string() }))
       .optional()
       .describe('422 only: one entry per invalid field'),
+    outcome: z
+      .enum(['not_submitted', 'unknown', 'accepted'])
+      .optional()
+      .describe(
+        'POST /v1/tasks only: not_submitted — nothing was created upstream, retrying is safe; unknown — upstream may have created the task, submitting again (with a new key) could create a second one; accepted — upstream created task_id but taskhook could not record its watch',
+      ),
+    upstream_status: z.number().int().nullable().optional().describe("POST /v1/tasks: upstream's HTTP status, null if it gave none"),
+    upstream_body: z.unknown().optional().describe("POST /v1/tasks: upstream's answer (JSON as JSON, else text), at most 4 KiB"),
+    upstream_body_truncated: z.boolean().optional().describe('true when upstream_body was cut at 4 KiB'),
+    task_id: z.string().optional().describe('outcome accepted: the task upstream created'),
   })
   .describe('RFC 9457 problem details (application/problem+json)');
 
@@ -86,6 +96,16 @@ export const watchSchema = z.object({
     .nullable()
     .describe('the latest webhook of this watch; null before there is one'),
 });
+
+export const submittedTaskSchema = z
+  .object({
+    task_id: z.string().describe('the task upstream created'),
+    upstream: z
+      .looseObject({ task_id: z.string() })
+      .describe("upstream's answer to the submit, verbatim (the unified task shape: status pending, capability, action, model, …)"),
+    watch: watchSchema.describe('the watch registered on task_id, as POST /v1/watches answers it'),
+  })
+  .describe('a task submitted through taskhook and its watch');
 
 export const watchPageSchema = z.object({
   data: z.array(watchSchema),
@@ -199,6 +219,7 @@ export type Problem = z.infer<typeof problemSchema>;
 export type TaskSnapshot = z.infer<typeof taskSnapshotSchema>;
 export type Watch = z.infer<typeof watchSchema>;
 export type WatchPage = z.infer<typeof watchPageSchema>;
+export type SubmittedTask = z.infer<typeof submittedTaskSchema>;
 export type DeliveryAttempt = z.infer<typeof deliveryAttemptSchema>;
 export type TenantSettings = z.infer<typeof tenantViewSchema>;
 export type RotatedSecret = z.infer<typeof rotatedSecretSchema>;
