@@ -26,6 +26,9 @@ const METRICS = {
   taskhook_pending_deliveries: 'gauge',
   taskhook_submits_total: 'counter',
   taskhook_submit_upstream_duration_seconds: 'histogram',
+  taskhook_learned_duration_seconds: 'gauge',
+  taskhook_finished_tasks_total: 'counter',
+  taskhook_finished_task_polls_total: 'counter',
 } as const;
 
 /** Every value each label may take: a fixed set, never an id. */
@@ -34,6 +37,9 @@ const LABEL_VALUES: Record<string, RegExp> = {
   status_class: /^([1-5]xx|other|none)$/,
   code: /^(task_not_found|upstream_unauthorized|watch_expired)$/,
   engine: /^(poller|deliverer)$/,
+  // capability/action/model as upstream names them, at most KIND_LABELS of them, then `other`
+  kind: /^(other|[^/\s]+\/[^/\s]+\/[^/\s]+)$/,
+  quantile: /^0\.(5|9)$/,
   le: /^(\+Inf|\d+(\.\d+)?(e[-+]?\d+)?)$/,
 };
 
