@@ -28,13 +28,13 @@ export function tuningFor(lagS: number): AdaptiveTuning {
 
 /**
  * Old samples fade both ways: each new completion of a kind multiplies the old weight by
- * (1 − 1/50) — a busy kind follows a shift within ~100 tasks — and every 5 minutes halve
- * it, so a kind that doubles is followed within minutes whatever its traffic. The price: a
- * kind finishing fewer than ~3 tasks a minute keeps under minEvents of weight and is polled
- * on the fixed cadence. (Measured: with 1/100 and 30 min, the bench's image kind — 9 tasks
- * a minute — took over 6 minutes to get its learned median within 10 % after doubling.)
+ * (1 − 1/50) — a kind finishing ~10 tasks a minute follows a shift within ~5 minutes,
+ * a busier one sooner — and every 30 minutes halve it, so a quiet kind forgets too (and
+ * falls back to the fixed cadence once fewer than minEvents are left). Measured (bench
+ * --adaptive, bench/README.md): 1/100 was too slow to follow the doubled image kind; a
+ * 5 min half-life starved the rarer 90 s video kind below minEvents (requests 0.98× fixed).
  */
-export const DECAY: Decay = { samples: 50, halfLifeMs: 5 * 60_000 };
+export const DECAY: Decay = { samples: 50, halfLifeMs: 30 * 60_000 };
 
 /**
  * The timings of learning under TASKHOOK_POLL_SCALE (a time-compressed run learns as
