@@ -47,6 +47,12 @@ import {
 
 // ---------------------------------------------------------------- arguments
 
+// `--adaptive`: the adaptive-polling bench, its own program (bench/adaptive.ts).
+if (process.argv.includes('--adaptive')) {
+  await import('./adaptive.js');
+  process.exit(process.exitCode ?? 0);
+}
+
 const { values: argv } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -89,6 +95,7 @@ const { values: argv } = parseArgs({
 if (argv.help) {
   process.stdout.write(`usage: npm run bench -- [--quick] [options]
   --quick                 small sizes, short windows, < 1 minute
+  --adaptive              instead: fixed vs adaptive polling on a realistic mix (bench/adaptive.ts; --adaptive --help)
   --tsx                   run the gateways from src/ through tsx (bin/taskhook.js in a checkout) instead of the compiled dist/
   --n N                   active tasks per contender in the side-by-side (full 20000, quick 5000)
   --sizes a,b,c           taskhook sweep sizes (full 1000,10000,50000,100000; quick 1000; N is added)

@@ -69,6 +69,13 @@ export interface Watch {
   updated_at: string;
   /** the event that ended the watch, whether or not it was subscribed to; null until then, and for a watch cancelled before it ended */
   outcome: ("task.completed" | "task.failed" | "task.cancelled" | "watch.failed") | null;
+  /** the predicted completion, from how long this kind of task (the tenant's capability, action, model) has taken lately; null until taskhook knows the kind and enough of its durations, and once the watch stopped watching */
+  eta: {
+    /** as likely before as after: the median completion of this kind of task, given how long this one has run (ISO 8601 time) */
+    p50: string;
+    /** nine in ten tasks of this kind and age have completed by then (ISO 8601 time) */
+    p90: string;
+  } | null;
   /** while upstream polls of the task are failing; null once one succeeds (and once the watch stopped watching) */
   last_poll_error: {
     /** when polls started failing this way (ISO 8601 time) */

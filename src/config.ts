@@ -132,6 +132,15 @@ const schema = z.object({
     .meta({ unset: 'none: the socket peer' }),
   TASKHOOK_NOT_FOUND_GRACE_S: z.coerce.number({ message: 'expected seconds' }).min(0, { message: 'expected seconds ≥ 0' }).default(60)
     .describe('how long a 404 from upstream is tolerated after registration'),
+  TASKHOOK_POLL_STRATEGY: z.enum(['adaptive', 'fixed'], { message: 'expected adaptive or fixed' }).default('adaptive')
+    .describe('`adaptive` (learned per kind of task: polls where tasks end) or `fixed` (2 s, then every 3–6 s)'),
+  // The one knob of `adaptive` (src/durations/tuning.ts): bench/README.md has its measured effect.
+  TASKHOOK_POLL_LAG_S: z.coerce
+    .number({ message: 'expected seconds (3-60)' })
+    .min(3, { message: 'expected seconds (3-60)' })
+    .max(60, { message: 'expected seconds (3-60)' })
+    .default(6.5)
+    .describe('`adaptive`: the longest gap between polls while a task may be ending — lower: webhooks sooner, more upstream requests'),
   TASKHOOK_MAX_WATCH_AGE_S: positiveInt('a positive number of seconds').default(86_400)
     .describe('give up polling after this'),
   TASKHOOK_RETRY_SCHEDULE: z
@@ -270,6 +279,10 @@ export interface Config {
   /** finished watches are purged this long after their last change; 0 = kept forever */
   retentionMs: number;
   pollScale: number;
+  /** TASKHOOK_POLL_STRATEGY */
+  pollStrategy: 'adaptive' | 'fixed';
+  /** TASKHOOK_POLL_LAG_S: the adaptive strategy's lag ceiling (s) */
+  pollLagS: number;
   faults: Fault;
   logLevel: string;
   /** upstream polls: forward proxies and their exclusions (HTTPS_PROXY / HTTP_PROXY / NO_PROXY) */
@@ -338,6 +351,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     shutdownTimeoutMs: e.TASKHOOK_SHUTDOWN_TIMEOUT_S * 1000,
     retentionMs: e.TASKHOOK_RETENTION_DAYS * 86_400_000,
     pollScale: e.TASKHOOK_POLL_SCALE,
+    pollStrategy: e.TASKHOOK_POLL_STRATEGY,
+    pollLagS: e.TASKHOOK_POLL_LAG_S,
     faults: e.TASKHOOK_FAULTS,
     logLevel: e.LOG_LEVEL,
     upstreamProxy: {

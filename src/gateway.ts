@@ -23,6 +23,9 @@ import { createSender } from './delivery/send.js';
 import { createRetention, type Retention } from './retention.js';
 import { VERSION } from './version.js';
 import { createMetrics } from './metrics.js';
+import { DurationCache } from './durations/cache.js';
+import { createLearner, type Learner } from './durations/learner.js';
+import { learningTimes, tuningFor } from './durations/tuning.js';
 import { Submitter } from './submit/submitter.js';
 
 /**
@@ -66,6 +69,8 @@ export interface GatewayOverrides {
   lookupAll?: LookupAll;
   idleMs?: number;
   eventStream?: EventStreamOptions;
+  /** how often the duration learner folds (tests: sooner than its 5 s) */
+  learnEveryMs?: number;
 }
 
 type Fetch = (req: Request, env: unknown) => Response | Promise<Response>;
@@ -124,7 +129,19 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
     lookupAll: over.lookupAll,
   };
   const runWorkers = cfg.role === 'worker' || cfg.role === 'all';
-  const metrics = createMetrics({ sql });
+  // What was learned about task durations: every role reads it (the watch's ETA); the
+  // worker's poller schedules from it unless TASKHOOK_POLL_STRATEGY=fixed.
+  const learning = learningTimes(cfg.pollScale);
+  const durations = new DurationCache({
+    sql,
+    log: log.child({ engine: 'durations' }),
+    tuning: cfg.pollStrategy === 'adaptive' ? tuningFor(cfg.pollLagS) : undefined,
+    refreshMs: learning.refreshMs,
+    decay: learning.decay,
+  });
+  await durations.refresh().catch((err: unknown) => log.warn({ err }, 'duration cache: first read failed; polling on the fixed cadence until it succeeds'));
+  durations.start();
+  const metrics = createMetrics({ sql, durations });
 
   // One client for polls and submits (POST /v1/tasks): one pool, one proxy and address policy.
   const upstream = new UpstreamClient({ timeoutMs: cfg.upstreamTimeoutMs, proxy: cfg.upstreamProxy, addresses: upstreamRules });
@@ -132,6 +149,7 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
   let deliverer: ReturnType<typeof createDeliverer> | undefined;
   let callbackAgent: ReturnType<typeof createCallbackDispatcher> | undefined;
   let retention: Retention | undefined;
+  let learner: Learner | undefined;
   if (runWorkers) {
     callbackAgent = createCallbackDispatcher({
       proxyUrl: cfg.callbackProxy,
@@ -166,8 +184,20 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
       onEnqueued: () => d.wake(),
       idleMs: over.idleMs,
       metrics,
+      durations,
     });
     poller.start();
+    learner = createLearner({
+      sql,
+      log: log.child({ engine: 'learner' }),
+      pollScale: cfg.pollScale,
+      intervalMs: over.learnEveryMs ?? learning.learnEveryMs,
+      settleMs: learning.settleMs,
+      decay: learning.decay,
+      onFolded: (tenant, kind, polls) => metrics.taskFinished(kind, polls),
+      onChanged: () => durations.poke(),
+    });
+    learner.start();
     deliverer.start();
     retention = createRetention({ sql, log: log.child({ engine: 'retention' }), retentionMs: cfg.retentionMs });
     retention.start();
@@ -176,13 +206,14 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
   let url: string | undefined;
   {
     // Every role listens: workers answer /healthz and /readyz for orchestrators; only api/all serve /v1.
-    const watches = new WatchStore(sql, cfg.pollScale);
+    const watches = new WatchStore(sql, cfg.pollScale, (tenantId, task) => durations.eta(tenantId, task));
     const app = createApp({
       serveApi: cfg.role !== 'worker',
       sql,
       log,
       tenants,
       watches,
+      durations,
       submitter:
         cfg.role === 'worker'
           ? undefined
@@ -223,7 +254,7 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
     async stop() {
       const deadline = cfg.shutdownTimeoutMs;
       const closing = new Promise<void>((r) => server.close(() => r()));
-      const drained = await Promise.all([poller?.stop(deadline), deliverer?.stop(deadline), retention?.stop()]);
+      const drained = await Promise.all([poller?.stop(deadline), deliverer?.stop(deadline), retention?.stop(), learner?.stop(), durations.stop()]);
       const clean = drained.every((d) => d !== false);
       if (!clean) log.warn('shutdown deadline passed with work in flight; its leases were handed back for another process');
       (server as { closeAllConnections?: () => void }).closeAllConnections?.();

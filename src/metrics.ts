@@ -6,6 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Sql } from './db/client.js';
 import { GIVE_UP_MESSAGES, type GiveUpCode } from './delivery/outbox.js';
+import type { DurationCache } from './durations/cache.js';
+import type { Kind } from './durations/samples.js';
 
 /** What one claimed task came to; `throttled` and `skipped` made no upstream request. */
 export type PollOutcome =
@@ -65,6 +67,23 @@ function processMetrics(): Registry {
 export interface MetricsOptions {
   /** for the scrape-time gauges; without it they are not registered */
   sql?: Sql;
+  /** the learned durations, for the per-kind gauges */
+  durations?: Pick<DurationCache, 'kinds'>;
+}
+
+/**
+ * The `kind` label: capability/action/model as upstream names them. Upstream strings are
+ * not ours, so at most KIND_LABELS distinct values per process; later kinds share `other`.
+ * No tenant label: tenants are unbounded.
+ */
+export const KIND_LABELS = 30;
+const kindLabels = new Set<string>();
+export function kindLabel(k: Kind): string {
+  const v = `${k.capability}/${k.action}/${k.model}`;
+  if (kindLabels.has(v)) return v;
+  if (kindLabels.size >= KIND_LABELS) return 'other';
+  kindLabels.add(v);
+  return v;
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
@@ -135,6 +154,40 @@ export function createMetrics(o: MetricsOptions = {}) {
     },
   });
 
+  const finishedTasks = new Counter({
+    name: 'taskhook_finished_tasks_total',
+    help: 'Tasks that reached a terminal status, as the duration learner folded them, by kind (capability/action/model)',
+    labelNames: ['kind'] as const,
+    registers,
+  });
+  const finishedPolls = new Counter({
+    name: 'taskhook_finished_task_polls_total',
+    help: 'Upstream polls those tasks took: ÷ taskhook_finished_tasks_total = requests per finished task, by kind',
+    labelNames: ['kind'] as const,
+    registers,
+  });
+  if (o.durations) {
+    const durations = o.durations;
+    new Gauge({
+      name: 'taskhook_learned_duration_seconds',
+      help: 'The learned completion time of a kind of task (created_at to completed_at), median and p90; with several tenants, the busiest tenant\'s',
+      labelNames: ['kind', 'quantile'] as const,
+      registers,
+      collect() {
+        this.reset();
+        const best = new Map<string, { events: number; median: number | undefined; p90: number | undefined }>();
+        for (const k of durations.kinds()) {
+          const label = kindLabel(k.kind);
+          const had = best.get(label);
+          if (!had || had.events < k.events) best.set(label, k);
+        }
+        for (const [kind, k] of best) {
+          if (k.median !== undefined) this.set({ kind, quantile: '0.5' }, k.median);
+          if (k.p90 !== undefined) this.set({ kind, quantile: '0.9' }, k.p90);
+        }
+      },
+    });
+  }
   const submits = new Counter({
     name: 'taskhook_submits_total',
     help: 'Submits through taskhook (POST /v1/tasks) by outcome',
@@ -214,6 +267,11 @@ export function createMetrics(o: MetricsOptions = {}) {
     /** where taskhook_open_circuits reads from (the deliverer's endpoint health) */
     openCircuitsFrom(read: () => { urls: number; hosts: number }) {
       circuits = read;
+    },
+    taskFinished(kind: Kind, polls: number) {
+      const label = kindLabel(kind);
+      finishedTasks.inc({ kind: label });
+      finishedPolls.inc({ kind: label }, Math.max(0, polls));
     },
   };
 }

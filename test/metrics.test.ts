@@ -27,6 +27,9 @@ const METRICS = {
   taskhook_open_circuits: 'gauge',
   taskhook_submits_total: 'counter',
   taskhook_submit_upstream_duration_seconds: 'histogram',
+  taskhook_learned_duration_seconds: 'gauge',
+  taskhook_finished_tasks_total: 'counter',
+  taskhook_finished_task_polls_total: 'counter',
 } as const;
 
 /** Every value each label may take: a fixed set, never an id. */
@@ -36,6 +39,9 @@ const LABEL_VALUES: Record<string, RegExp> = {
   code: /^(task_not_found|upstream_unauthorized|watch_expired)$/,
   engine: /^(poller|deliverer)$/,
   scope: /^(url|host)$/,
+  // capability/action/model as upstream names them, at most KIND_LABELS of them, then `other`
+  kind: /^(other|[^/\s]+\/[^/\s]+\/[^/\s]+)$/,
+  quantile: /^0\.(5|9)$/,
   le: /^(\+Inf|\d+(\.\d+)?(e[-+]?\d+)?)$/,
 };
 

@@ -26,6 +26,8 @@ import { eventRoutes, type EventStreamOptions } from './events.js';
 import { throttledAuth, type AuthThrottle } from './auth-throttle.js';
 
 
+import type { DurationCache } from '../durations/cache.js';
+
 export interface AppDeps {
   sql: Sql;
   log: Logger;
@@ -56,6 +58,8 @@ export interface AppDeps {
   authThrottle?: AuthThrottle;
   /** GET /v1/events tuning (tests shorten the slow-reader timeout) */
   eventStream?: EventStreamOptions;
+  /** learned task durations: the ETA of GET /v1/tasks/{task_id} */
+  durations?: Pick<DurationCache, 'eta'>;
 }
 
 export type AppEnv = { Variables: { tenant: Tenant; requestId: string } };

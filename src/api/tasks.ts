@@ -1,5 +1,7 @@
 // /v1/tasks: submit through taskhook (POST: the upstream task and its watch in one
-// call, src/submit/submitter.ts), and /v1/tasks/{task_id}: the last upstream answer, verbatim.
+// call, src/submit/submitter.ts), and /v1/tasks/{task_id}: the last upstream answer,
+// verbatim. The predicted completion rides in headers (Taskhook-Eta-P50 / -P90), never
+// in upstream's own body.
 import { Hono } from 'hono';
 import type { AppEnv, AppDeps } from './app.js';
 import { readJsonObject } from './body.js';
@@ -46,7 +48,20 @@ export function taskRoutes(deps: AppDeps) {
     const taskId = c.req.param('task_id');
     const snapshot = TASK_ID.test(taskId) ? await deps.watches.taskSnapshot(c.var.tenant.id, taskId) : undefined;
     if (snapshot === undefined) throw NotFound('snapshot for task', taskId);
-    return c.body(snapshot, 200, { 'content-type': 'application/json' });
+    const eta = deps.durations?.eta(c.var.tenant.id, parseObject(snapshot)) ?? null;
+    return c.body(snapshot, 200, {
+      'content-type': 'application/json',
+      ...(eta ? { 'taskhook-eta-p50': eta.p50, 'taskhook-eta-p90': eta.p90 } : {}),
+    });
   });
   return app;
+}
+
+function parseObject(text: string): Record<string, unknown> | null {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
 }

@@ -69,6 +69,7 @@ const pollErrorPart = (w: Watch) => (w.last_poll_error ? `polls failing since ${
 /** One line: where a watch is. The live line of `watch --wait`. */
 export function statusLine(w: Watch): string {
   const parts = [w.id, statusWord(w), taskPart(w.task as Task | null), `${w.polls} poll${w.polls === 1 ? '' : 's'}`];
+  if (w.eta) parts.push(`eta ${w.eta.p50} (p90 ${w.eta.p90})`);
   const pe = pollErrorPart(w);
   if (pe) parts.push(pe);
   const d = deliveryPart(w);
@@ -89,6 +90,7 @@ export function watchDetails(w: Watch): string {
     ['metadata', Object.keys(w.metadata ?? {}).length ? JSON.stringify(w.metadata) : undefined],
     ['polls', String(w.polls)],
     ['next poll', w.next_poll_at ?? undefined],
+    ['eta', w.eta ? `${w.eta.p50} (p90 ${w.eta.p90})` : undefined],
     ['last webhook', deliveryPart(w)?.replace(/^webhook /, '')],
     ['created', w.created_at],
     ['updated', w.updated_at],

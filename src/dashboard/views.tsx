@@ -365,6 +365,14 @@ export const WatchPage: FC<{ nonce: string; session: Signed; watch: WatchView; a
             <dd>{w.polls}</dd>
             <dt>next poll</dt>
             <dd>{when(w.next_poll_at)}</dd>
+            {w.eta ? (
+              <>
+                <dt>eta</dt>
+                <dd data-testid="eta" title={`p90 ${w.eta.p90}`}>
+                  {when(w.eta.p50)} <span class="muted small">p90 {when(w.eta.p90)}</span>
+                </dd>
+              </>
+            ) : null}
             <dt>created</dt>
             <dd>{when(w.created_at)}</dd>
             <dt>updated</dt>

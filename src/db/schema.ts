@@ -284,6 +284,44 @@ export const deliveryAttempts = pgTable(
 );
 
 /**
+ * What taskhook learned about how long each kind of task takes (src/durations/): one
+ * row per (tenant, capability, action, model), a decayed log-spaced histogram of
+ * `completed_at − created_at` with censored observations kept apart. Written only by
+ * the learner, every few seconds in one batch; read by every process into memory.
+ */
+export const taskDurations = pgTable(
+  'task_durations',
+  {
+    tenantId: text('tenant_id').notNull(),
+    capability: text('capability').notNull(),
+    action: text('action').notNull(),
+    model: text('model').notNull(),
+    /** {"e": [...], "c": [...]}: decayed weights of completions / censored observations per bin */
+    histogram: jsonb('histogram').notNull(),
+    /** observations folded in, ever (not decayed) */
+    samples: bigint('samples', { mode: 'number' }).notNull().default(0),
+    updatedAt: ts('updated_at').notNull().defaultNow(),
+  },
+  (t) => [
+    uniqueIndex('task_durations_kind_uq').on(t.tenantId, t.capability, t.action, t.model),
+    // each process refreshes its cache with the rows changed since its last read
+    index('task_durations_updated_idx').on(t.updatedAt),
+  ],
+);
+
+/**
+ * The learner's progress through task_snapshots: the last (updated_at, tenant_id,
+ * task_id) folded. One row (id 1), locked by the process folding a batch, so several
+ * workers never fold the same task twice.
+ */
+export const durationLearner = pgTable('duration_learner', {
+  id: smallint('id').primaryKey(),
+  watermarkAt: ts('watermark_at').notNull(),
+  watermarkTenant: text('watermark_tenant').notNull().default(''),
+  watermarkTask: text('watermark_task').notNull().default(''),
+});
+
+/**
  * Submits through taskhook (POST /v1/tasks), one row per (tenant, Idempotency-Key),
  * written BEFORE the upstream call so a retry of a request whose process died mid-call
  * finds it. `state`: in_flight (an attempt holds `lease_until`), accepted (upstream

@@ -28,6 +28,8 @@ export interface Owned extends TaskState {
   busy: boolean;
   /** no longer owned: skip it wherever it still turns up */
   gone: boolean;
+  /** upstream's last answer this worker parsed (adaptive polling reads its kind, age, progress) */
+  body?: Record<string, unknown>;
 }
 
 /** Where the working cap starts (it grows by half while polls are on time and it is nearly used). */

@@ -11,6 +11,7 @@ import { TimerHeap } from '../engine/timer-heap.js';
 import type { TenantDirectory } from '../tenancy/directory.js';
 import { TERMINAL_STATUSES, type PollResult, type UpstreamClient } from '../upstream/client.js';
 import { nextPollDelayMs } from '../upstream/schedule.js';
+import type { DurationCache } from '../durations/cache.js';
 import { webhookHead } from '../delivery/outbox.js';
 import type { Logger } from '../log.js';
 import { Breaker, overranDeadline } from '../engine/breaker.js';
@@ -46,6 +47,8 @@ export interface PollerOptions {
   now?: () => number;
   fault?: Fault;
   metrics?: Metrics;
+  /** learned task durations (adaptive strategy); absent → the fixed cadence */
+  durations?: Pick<DurationCache, 'timing'>;
 }
 
 const pollOutcome = (r: PollResult | { kind: 'unchanged' }): PollOutcome =>
@@ -143,7 +146,11 @@ export function createPoller(o: PollerOptions) {
     }
     const asked = now();
     log.debug({ task_id: task.task_id, worker: task.owner }, 'polling');
-    const result = await o.upstream.fetchTask(tenant.upstreamBaseUrl, tenant.upstreamApiKey, task.task_id, task.snapshot_hash ?? undefined);
+    // Adaptive polling needs the answer's kind, age and progress: until this worker has parsed
+    // one (a task just adopted), an answer equal to the stored one is parsed once all the same.
+    const knownHash = o.durations && task.body === undefined ? undefined : (task.snapshot_hash ?? undefined);
+    const result = await o.upstream.fetchTask(tenant.upstreamBaseUrl, tenant.upstreamApiKey, task.task_id, knownHash);
+    if (result.kind === 'task') task.body = result.body;
     task.polls++;
     metrics?.poll(pollOutcome(result));
     const failed = result.kind === 'unchanged' ? null : pollErrorOf(result);
@@ -178,7 +185,7 @@ export function createPoller(o: PollerOptions) {
   };
   /** The one place the cadence is decided (upstream/schedule.ts). */
   const delayFor = (task: Owned, signal: Parameters<typeof nextPollDelayMs>[0]) =>
-    nextPollDelayMs(signal, { ageMs: now() - task.createdAt, random: random(), scale: o.pollScale });
+    nextPollDelayMs(signal, { ageMs: now() - task.createdAt, random: random(), scale: o.pollScale, adaptive: o.durations?.timing(task.tenant_id, task.body) });
   const scheduleState = (task: Owned): q.ScheduleState => ({
     id: task.id,
     dueInMs: task.due - now(),

@@ -9,7 +9,7 @@ import { Hono } from 'hono';
 import type { Context } from 'hono';
 import { z } from 'zod';
 import { SimTaskStore } from './tasks.js';
-import type { Override, TaskScript, TaskView } from './tasks.js';
+import type { Override, SimTaskStoreOptions, TaskScript, TaskView } from './tasks.js';
 import { SimAdmin, faultResponse } from './admin.js';
 import { SimGeneration, type SubmitFault, type SubmitRecord } from './generation.js';
 
@@ -23,6 +23,8 @@ export interface SimUpstreamOptions {
   now?: () => number;
   /** serve /_sim (fault windows, poll log: src/sim/admin.ts); default off */
   admin?: boolean;
+  /** timestamps, progress and per-kind durations of the task store (src/sim/tasks.ts) */
+  tasks?: SimTaskStoreOptions;
 }
 
 export interface SimUpstream {
@@ -87,7 +89,7 @@ export async function startSimUpstream(opts: SimUpstreamOptions = {}): Promise<S
   const host = opts.host ?? '127.0.0.1';
   const keys = new Set(opts.apiKeys ?? ['sk_test']);
   const now = opts.now ?? Date.now;
-  const store = new SimTaskStore();
+  const store = new SimTaskStore(opts.tasks);
   const perTask = new Map<string, number>();
   let total = 0;
   // Release callbacks of requests held open by `hang` overrides, so close() never waits on them.

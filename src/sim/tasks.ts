@@ -4,6 +4,7 @@
 // the HTTP server can use the wall clock. Also holds scripted answer overrides
 // (401/429/5xx/malformed/hang) that the server applies before the real answer.
 import { randomUUID } from 'node:crypto';
+import { drawDurationMs, specName, type DurationSpec } from './durations.js';
 
 export type Capability = 'voice' | 'image' | 'video';
 export type Outcome = 'completed' | 'failed' | 'cancelled';
@@ -97,7 +98,8 @@ interface ActiveOverride {
   remaining: number; // Infinity when `times` is unset
 }
 
-const toSeconds = (ms: number): number => Math.floor(ms / 1000);
+const wholeSeconds = (ms: number): number => Math.floor(ms / 1000);
+const fractionalSeconds = (ms: number): number => ms / 1000;
 
 function resultFields(t: StoredTask): Record<string, unknown> {
   switch (t.capability) {
@@ -121,20 +123,58 @@ function nonNegative(name: string, v: number): number {
   return v;
 }
 
+export interface SimTaskStoreOptions {
+  /**
+   * created_at / completed_at with milliseconds (fractional Unix seconds), for
+   * time-compressed runs where whole seconds would be too coarse; default whole seconds
+   * as the real upstream answers.
+   */
+  fractionalTimestamps?: boolean;
+  /** report progress: null while processing, as the real upstream does (default: linear progress) */
+  noProgress?: boolean;
+  /**
+   * How long a task takes when its script gives no durationMs: drawn from the spec of its
+   * kind (src/sim/durations.ts), time-compressed by `scale`. Without one, DEFAULT_DURATION_MS.
+   */
+  durations?: { specs: DurationSpec[]; random: () => number; scale?: number };
+}
+
 export class SimTaskStore {
   private readonly tasks = new Map<string, StoredTask>();
   private readonly overrides = new Map<string, ActiveOverride>();
+  private readonly toSeconds: (ms: number) => number;
+
+  constructor(private readonly opts: SimTaskStoreOptions = {}) {
+    this.toSeconds = opts.fractionalTimestamps ? fractionalSeconds : wholeSeconds;
+  }
+
+  /** Replaces (or adds) the duration model of one kind: later tasks of it are drawn from the new one. */
+  setDurationSpec(spec: DurationSpec): void {
+    const d = this.opts.durations;
+    if (!d) throw new Error('this store has no duration model');
+    const i = d.specs.findIndex((s) => specName(s) === specName(spec));
+    if (i >= 0) d.specs[i] = spec;
+    else d.specs.push(spec);
+  }
+
+  private drawnDuration(capability: Capability, action: string, model: string): number | undefined {
+    const d = this.opts.durations;
+    const spec = d?.specs.find((s) => s.capability === capability && s.action === action && s.model === model);
+    return spec && drawDurationMs(spec, d!.random, d!.scale ?? 1);
+  }
 
   /** Registers a task scripted from `now`; re-using a task_id replaces the old script. */
   create(script: TaskScript, now: number): TaskView {
     const capability = script.capability ?? 'voice';
     const processingAfter = nonNegative('processingAfterMs', script.processingAfterMs ?? DEFAULT_PROCESSING_AFTER_MS);
-    const duration = nonNegative('durationMs', script.durationMs ?? DEFAULT_DURATION_MS);
+    const action = script.action ?? DEFAULTS[capability].action;
+    const model = script.model ?? DEFAULTS[capability].model;
+    const duration = nonNegative('durationMs', script.durationMs ?? this.drawnDuration(capability, action, model) ?? DEFAULT_DURATION_MS);
     const task: StoredTask = {
       task_id: script.task_id ?? randomUUID(),
       capability,
-      action: script.action ?? DEFAULTS[capability].action,
-      model: script.model ?? DEFAULTS[capability].model,
+      action,
+      model,
       outcome: script.outcome ?? 'completed',
       createdAtMs: now,
       processingAtMs: now + processingAfter,
@@ -204,20 +244,20 @@ export class SimTaskStore {
       progress: null,
       error: null,
       credits_used: null,
-      created_at: toSeconds(t.createdAtMs),
+      created_at: this.toSeconds(t.createdAtMs),
       completed_at: null,
       metadata: structuredClone(t.metadata),
     };
-    if (status === 'processing') {
+    if (status === 'processing' && !this.opts.noProgress) {
       // Linear over the processing window; capped below 1 so only completion reports 1.
       const span = t.terminalAtMs - t.processingAtMs;
       const frac = span > 0 ? (now - t.processingAtMs) / span : 0;
       base.progress = Math.min(0.99, Math.max(0, Math.round(frac * 100) / 100));
       return base;
     }
-    if (status === 'pending') return base;
+    if (status === 'pending' || status === 'processing') return base;
 
-    base.completed_at = toSeconds(t.terminalAtMs);
+    base.completed_at = this.toSeconds(t.terminalAtMs);
     if (status === 'failed') {
       base.error = structuredClone(t.error);
       return base;

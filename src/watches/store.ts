@@ -29,6 +29,7 @@ export interface NewWatch {
 
 interface WatchRow {
   id: string;
+  tenant_id: string;
   task_id: string;
   callback_url: string;
   metadata: Record<string, unknown>;
@@ -69,6 +70,8 @@ export interface WatchView {
   updated_at: string;
   /** the event that ended the watch (OUTCOMES), null until then */
   outcome: string | null;
+  /** the predicted completion (p50/p90) once the kind of task is known (src/durations/cache.ts), else null */
+  eta: null | { p50: string; p90: string };
   /** while the polls of its task fail (src/poller/poll-error.ts) */
   last_poll_error: null | { at: string; message: string };
   last_delivery: null | {
@@ -85,7 +88,23 @@ export interface WatchView {
   };
 }
 
-function view(r: WatchRow): WatchView {
+/** A running task's predicted completion from its last upstream answer (the duration cache). */
+export type EtaOf = (tenantId: string, task: Record<string, unknown> | null) => { p50: string; p90: string } | null;
+
+/**
+ * A running task's snapshot parsed only to read its kind, age and progress for the ETA (the
+ * response itself splices the stored text). Whatever upstream sent: unparsable → no ETA.
+ */
+function parsedForEta(snapshot: string): Record<string, unknown> | null {
+  try {
+    const v: unknown = JSON.parse(snapshot);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+function view(r: WatchRow, etaOf: EtaOf): WatchView {
   return {
     id: r.id,
     task_id: r.task_id,
@@ -102,6 +121,7 @@ function view(r: WatchRow): WatchView {
     // A watch finished by a process of the release before `outcome` existed (a rolling
     // upgrade) has none stored: its terminal webhook says which it was.
     outcome: r.outcome ?? (r.d_terminal ? r.d_event_type : null),
+    eta: r.status === 'watching' && r.snapshot !== null ? etaOf(r.tenant_id, parsedForEta(r.snapshot)) : null,
     last_poll_error:
       r.status === 'watching' && r.last_poll_error !== null
         ? { at: (r.last_poll_error_at ?? r.updated_at).toISOString(), message: r.last_poll_error }
@@ -125,12 +145,17 @@ export class WatchStore {
   constructor(
     private readonly sql: Sql,
     private readonly pollScale = 1,
+    private readonly etaOf: EtaOf = () => null,
   ) {}
+
+  private view(r: WatchRow): WatchView {
+    return view(r, this.etaOf);
+  }
 
   /** The watch object query; `where` is a fragment over alias w. */
   private select(where: ReturnType<Sql>, tail: ReturnType<Sql> = this.sql``, sql: Sql | postgres.TransactionSql = this.sql) {
     return sql<WatchRow[]>`
-      select w.id, w.task_id, w.callback_url, w.metadata, w.events, w.status, w.outcome, w.created_at, w.updated_at,
+      select w.id, w.tenant_id, w.task_id, w.callback_url, w.metadata, w.events, w.status, w.outcome, w.created_at, w.updated_at,
              s.snapshot, coalesce(u.polls, s.polls) as polls, u.next_poll_at, u.last_poll_error, u.last_poll_error_at,
              d.id as d_id, d.event_type as d_event_type, d.terminal as d_terminal, d.status as d_status, d.attempts as d_attempts,
              d.next_attempt_at as d_next_attempt_at, d.last_response_status as d_last_response_status, d.last_error as d_last_error,
@@ -154,17 +179,17 @@ export class WatchStore {
 
   async get(tenantId: string, id: string): Promise<WatchView | undefined> {
     const [row] = await this.select(this.sql`w.tenant_id = ${tenantId} and w.id = ${id}`);
-    return row ? view(row) : undefined;
+    return row ? this.view(row) : undefined;
   }
 
   /** → created: false when (tenant, task_id, callback_url) was already registered. */
   async register(tenantId: string, w: NewWatch): Promise<{ created: boolean; watch: WatchView }> {
     const row = await this.registrations.add({ id: newId('wat'), tenantId, ...w });
-    if (row) return { created: true, watch: view(row) };
+    if (row) return { created: true, watch: this.view(row) };
     const [existing] = await this.select(
       this.sql`w.tenant_id = ${tenantId} and w.task_id = ${w.task_id} and w.callback_url = ${w.callback_url}`,
     );
-    return { created: false, watch: view(existing!) };
+    return { created: false, watch: this.view(existing!) };
   }
 
   /**
@@ -174,13 +199,13 @@ export class WatchStore {
    */
   async registerIn(tx: postgres.TransactionSql, tenantId: string, w: NewWatch): Promise<{ created: boolean; watch: WatchView }> {
     const [row] = await this.insertWatches([{ id: newId('wat'), tenantId, ...w }], tx);
-    if (row) return { created: true, watch: view(row) };
+    if (row) return { created: true, watch: this.view(row) };
     const [existing] = await this.select(
       tx`w.tenant_id = ${tenantId} and w.task_id = ${w.task_id} and w.callback_url = ${w.callback_url}`,
       tx``,
       tx,
     );
-    return { created: false, watch: view(existing!) };
+    return { created: false, watch: this.view(existing!) };
   }
 
   /**
@@ -247,7 +272,7 @@ export class WatchStore {
       sql`order by w.id desc limit ${q.limit + 1}`,
     );
     const more = rows.length > q.limit;
-    const data = rows.slice(0, q.limit).map(view);
+    const data = rows.slice(0, q.limit).map((r) => this.view(r));
     return { data, next_cursor: more ? data[data.length - 1]!.id : null };
   }
 

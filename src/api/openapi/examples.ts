@@ -77,6 +77,7 @@ export const newWatch = {
   created_at: '2026-11-28T12:00:00.000Z',
   updated_at: '2026-11-28T12:00:00.000Z',
   outcome: null,
+  eta: null,
   last_poll_error: null,
   last_delivery: null,
 } satisfies Watch;

@@ -206,9 +206,19 @@ export function taskAndEventPaths(r: Registry) {
     security: [{ gatewayKey: [] }],
     operationId: 'getTask',
     summary: 'Last-known task snapshot',
-    description: "The last answer upstream gave for this task, verbatim, in upstream's own shape.",
+    description:
+      "The last answer upstream gave for this task, verbatim, in upstream's own shape. While the task runs and taskhook knows how long its kind takes, the predicted completion comes in the `Taskhook-Eta-P50` / `Taskhook-Eta-P90` headers (the watch's `eta`).",
     request: { params: taskParams },
-    responses: { 200: json('The snapshot.', named(r, 'TaskSnapshot', taskSnapshotSchema), ex.completedTask), ...errors('NotFound', ...tenantErrors) },
+    responses: {
+      200: {
+        ...json('The snapshot.', named(r, 'TaskSnapshot', taskSnapshotSchema), ex.completedTask),
+        headers: {
+          'Taskhook-Eta-P50': { description: 'ISO time: the median predicted completion (absent when unknown, and once the task ended)', schema: { type: 'string' } },
+          'Taskhook-Eta-P90': { description: 'ISO time: nine in ten tasks of this kind and age have completed by then (absent when unknown)', schema: { type: 'string' } },
+        },
+      },
+      ...errors('NotFound', ...tenantErrors),
+    },
   });
   const resume = 'Resume after this webhook id (msg_…), or from a time (ISO 8601 or Unix seconds).';
   r.registerPath({

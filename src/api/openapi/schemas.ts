@@ -72,6 +72,13 @@ export const watchSchema = z.object({
     .enum(OUTCOMES)
     .nullable()
     .describe('the event that ended the watch, whether or not it was subscribed to; null until then, and for a watch cancelled before it ended'),
+  eta: z
+    .object({
+      p50: isoTime('as likely before as after: the median completion of this kind of task, given how long this one has run'),
+      p90: isoTime('nine in ten tasks of this kind and age have completed by then'),
+    })
+    .nullable()
+    .describe("the predicted completion, from how long this kind of task (the tenant's capability, action, model) has taken lately; null until taskhook knows the kind and enough of its durations, and once the watch stopped watching"),
   last_poll_error: z
     .object({
       at: isoTime('when polls started failing this way'),

@@ -1,0 +1,166 @@
+// Offline model of the poll placements (no HTTP, no database): the same durations,
+// polled by the fixed cadence and by each adaptive placement, counting polls and the
+// lag between a task's end and the poll that sees it. Used to pick the placement and
+// the knob (bench/README.md quotes its output); `npm run bench -- --adaptive` measures
+// the real thing end to end.
+import { curveOf, emptyHistogram, fold, type Curve, type Sample } from '../src/durations/histogram.js';
+import { FIRST_POLL_DELAY_MS, nextPollDelayMs, type AdaptiveTuning } from '../src/upstream/schedule.js';
+
+export interface ModelKind {
+  name: string;
+  medianS: number;
+  sigma: number;
+  share: number;
+}
+
+/** Seeded PRNG (mulberry32): the same tasks for every strategy. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function lognormal(rand: () => number, median: number, sigma: number): number {
+  const u = Math.max(1e-12, rand());
+  const v = rand();
+  return median * Math.exp(sigma * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v));
+}
+
+/** A duration of `k`, with a long tail: 3 % of tasks take 2–5× as long. */
+export function drawDuration(rand: () => number, k: ModelKind): number {
+  const d = lognormal(rand, k.medianS, k.sigma);
+  return rand() < 0.03 ? d * (2 + 3 * rand()) : d;
+}
+
+export function learnedCurve(k: ModelKind, n: number, seed: number): Curve {
+  const rand = seeded(seed);
+  const samples: Sample[] = [];
+  for (let i = 0; i < n; i++) samples.push({ kind: 'completed', s: drawDuration(rand, k) });
+  return curveOf(fold(emptyHistogram(), samples, 0, { samples: 1e9, halfLifeMs: 1e15 }));
+}
+
+export interface Run {
+  polls: number;
+  lagsS: number[];
+}
+
+/** Polls one task (ends at `durationS` after creation, registered `registerS` after) until a poll sees it. */
+export function pollOne(durationS: number, registerS: number, rand: () => number, curve: Curve | undefined, tuning: AdaptiveTuning | undefined) {
+  let t = registerS + FIRST_POLL_DELAY_MS / 1000;
+  let polls = 0;
+  for (;;) {
+    polls++;
+    if (t >= durationS) return { polls, lagS: t - durationS };
+    const ageMs = (t - registerS) * 1000;
+    const delay = nextPollDelayMs(
+      { kind: 'ok' },
+      { ageMs, random: rand(), adaptive: tuning ? { taskAgeMs: t * 1000, progress: null, curve, tuning } : undefined },
+    );
+    t += delay / 1000;
+  }
+}
+
+export const quantile = (xs: number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+};
+
+/** The bench's mix (src/sim/durations.ts REALISTIC_MIX) as the model sees it. */
+export const MODEL_MIX: ModelKind[] = [
+  { name: 'voice', medianS: 7, sigma: 0.2, share: 0.35 },
+  { name: 'image', medianS: 16, sigma: 0.25, share: 0.3 },
+  { name: 'video-25', medianS: 25, sigma: 0.3, share: 0.2 },
+  { name: 'video-90', medianS: 90, sigma: 0.3, share: 0.15 },
+];
+
+export interface ModelPoint {
+  polls: number;
+  lagP50: number;
+  lagP99: number;
+  perKind: Record<string, { polls: number; p50: number; p99: number }>;
+}
+
+/**
+ * 20,000 tasks of the mix (10 % registered up to 40 s after submit, the rest within
+ * 0.5 s), polled by `tuning` (undefined: the fixed cadence) with each kind's curve
+ * learned from 3,000 earlier tasks. The same tasks and draws for every tuning.
+ */
+export function modelRun(tuning: AdaptiveTuning | undefined, mix = MODEL_MIX, n = 20_000): ModelPoint {
+  const curves = new Map(mix.map((k, i) => [k.name, learnedCurve(k, 3_000, 100 + i)]));
+  const rand = seeded(7);
+  const r2 = seeded(9);
+  const lags: number[] = [];
+  let polls = 0;
+  const per = new Map<string, { polls: number; lags: number[] }>();
+  for (let i = 0; i < n; i++) {
+    let x = rand();
+    let k = mix[0]!;
+    for (const kk of mix) {
+      if (x < kk.share) {
+        k = kk;
+        break;
+      }
+      x -= kk.share;
+    }
+    const d = drawDuration(rand, k);
+    const reg = rand() < 0.1 ? rand() * 40 : rand() * 0.5;
+    if (reg >= d) continue;
+    const r = pollOne(d, reg, r2, curves.get(k.name), tuning);
+    polls += r.polls;
+    lags.push(r.lagS);
+    let e = per.get(k.name);
+    if (!e) per.set(k.name, (e = { polls: 0, lags: [] }));
+    e.polls += r.polls;
+    e.lags.push(r.lagS);
+  }
+  return {
+    polls: polls / lags.length,
+    lagP50: quantile(lags, 0.5),
+    lagP99: quantile(lags, 0.99),
+    perKind: Object.fromEntries([...per].map(([k, v]) => [k, { polls: v.polls / v.lags.length, p50: quantile(v.lags, 0.5), p99: quantile(v.lags, 0.99) }])),
+  };
+}
+
+// `npx tsx bench/adaptive-model.ts`: the sweep bench/README.md quotes.
+if (process.argv[1]?.endsWith('adaptive-model.ts') && !process.argv.includes('--cpu')) {
+  const { tuningFor } = await import('../src/durations/tuning.js');
+  const fixed = modelRun(undefined);
+  const f = (x: number) => x.toFixed(3);
+  console.log(`fixed: ${fixed.polls.toFixed(2)} polls/task, lag p50 ${fixed.lagP50.toFixed(2)} s, p99 ${fixed.lagP99.toFixed(2)} s`);
+  console.log('placement       lag knob  requests×  lag p50×  lag p99×');
+  for (const placement of ['sqrt-hazard', 'ladder'] as const) {
+    for (const lag of [3, 3.5, 4, 5, 6, 6.5, 7, 8]) {
+      const t = { ...tuningFor(lag), placement, ...(placement === 'ladder' ? { step: Math.min(0.9, lag / 10) } : {}) };
+      const r = modelRun(t);
+      console.log(`${placement.padEnd(15)} ${String(lag).padEnd(9)} ${f(r.polls / fixed.polls).padEnd(10)} ${f(r.lagP50 / fixed.lagP50).padEnd(9)} ${f(r.lagP99 / fixed.lagP99)}`);
+    }
+  }
+}
+
+// `npx tsx bench/adaptive-model.ts --cpu`: what the adaptive decision adds to one poll's CPU
+// (the poller's only new work: the cache lookup and the schedule), against the fixed one.
+if (process.argv[1]?.endsWith('adaptive-model.ts') && process.argv.includes('--cpu')) {
+  const { tuningFor } = await import('../src/durations/tuning.js');
+  const { DurationCache } = await import('../src/durations/cache.js');
+  const curve = learnedCurve(MODEL_MIX[3]!, 3_000, 1);
+  const cache = new DurationCache({ sql: undefined as never, log: undefined as never, tuning: tuningFor(6.5) });
+  // one learned kind in the cache, as the refresh would leave it
+  (cache as unknown as { entries: Map<string, unknown> }).entries.set('default\u0000video\u0000generate\u0000vid-long', { curve });
+  const body = { status: 'processing', capability: 'video', action: 'generate', model: 'vid-long', created_at: Date.now() / 1000 - 40, progress: null };
+  const N = 1_000_000;
+  const time = (f: () => void) => {
+    for (let i = 0; i < 10_000; i++) f();
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < N; i++) f();
+    return Number(process.hrtime.bigint() - t) / N;
+  };
+  let sink = 0;
+  const fixedNs = time(() => (sink += nextPollDelayMs({ kind: 'ok' }, { ageMs: 40_000, random: 0.5 })));
+  const adaptiveNs = time(() => (sink += nextPollDelayMs({ kind: 'ok' }, { ageMs: 40_000, random: 0.5, adaptive: cache.timing('default', body) })));
+  console.log(`schedule decision: fixed ${fixedNs.toFixed(0)} ns, adaptive (cache lookup + √hazard) ${adaptiveNs.toFixed(0)} ns per poll (${sink > 0 ? 'ok' : ''})`);
+}
