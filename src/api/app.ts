@@ -64,6 +64,17 @@ export interface AppDeps {
 
 export type AppEnv = { Variables: { tenant: Tenant; requestId: string } };
 
+/** How long /readyz waits for the database before answering 503. */
+const READY_CHECK_MS = 1_500;
+
+function withinMs<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 export function createApp(deps: AppDeps) {
   const app = new Hono<AppEnv>();
   app.onError(onError(deps.log));
@@ -81,7 +92,9 @@ export function createApp(deps: AppDeps) {
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
     try {
-      const pending = await pendingMigrations(deps.sql);
+      // A probe must answer promptly: with the database down, the pool's queries queue
+      // behind the engines' own retries, so a check that is not answered in time is a no.
+      const pending = await withinMs(pendingMigrations(deps.sql), READY_CHECK_MS, 'the database did not answer in time');
       if (pending > 0) return c.json({ status: 'not ready', reason: `${pending} migration(s) pending` }, 503);
       if (deps.ready && !deps.ready()) return c.json({ status: 'not ready', reason: 'workers cannot reach the database' }, 503);
       return c.json({ status: 'ready' });
