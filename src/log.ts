@@ -53,3 +53,23 @@ export function createLogger(level: string, opts: LoggerOptions = {}): Logger {
   if (prettyOut) return pino(options, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'service' }));
   return opts.destination ? pino(options, opts.destination) : pino(options);
 }
+
+/**
+ * A warning for a failure that repeats every round while it lasts (a database outage fails
+ * each round of a periodic job): logged at most once per `everyMs`, with how many were
+ * folded into it, and the error's message without its stack — never a flood.
+ */
+export function repeatingWarn(log: Logger, msg: string, everyMs = 30_000, now: () => number = Date.now): (err: unknown) => void {
+  let last = Number.NEGATIVE_INFINITY;
+  let folded = 0;
+  return (err) => {
+    const t = now();
+    if (t - last < everyMs) {
+      folded++;
+      return;
+    }
+    last = t;
+    log.warn({ err: err instanceof Error ? err.message : String(err), folded }, msg);
+    folded = 0;
+  };
+}

@@ -4,7 +4,7 @@
 // Also answers the watch's ETA and the per-kind gauges.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Sql } from '../db/client.js';
-import type { Logger } from '../log.js';
+import { repeatingWarn, type Logger } from '../log.js';
 import type { AdaptiveTiming, AdaptiveTuning } from '../upstream/schedule.js';
 import { TERMINAL_STATUSES } from '../upstream/client.js';
 import { curveOf, decodeHistogram, fold, timeWhenSurvival, survivalAt, type Curve, type Decay, type Histogram } from './histogram.js';
@@ -122,9 +122,10 @@ export class DurationCache {
     if (this.running) return;
     this.running = true;
     this.ac = new AbortController();
+    const refreshFailed = repeatingWarn(this.o.log, 'duration cache: refresh failed; keeping what it has');
     this.done = (async () => {
       while (this.running) {
-        await this.refresh().catch((err: unknown) => this.o.log.warn({ err }, 'duration cache: refresh failed; keeping what it has'));
+        await this.refresh().catch(refreshFailed);
         await sleep(this.o.refreshMs ?? CACHE_REFRESH_MS, undefined, { signal: this.ac.signal, ref: false }).catch(() => {});
       }
     })();

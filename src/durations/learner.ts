@@ -4,7 +4,7 @@
 // row (SKIP LOCKED), so each task is folded once whoever finished it.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Sql } from '../db/client.js';
-import type { Logger } from '../log.js';
+import { repeatingWarn, type Logger } from '../log.js';
 import { decodeHistogram, emptyHistogram, encodeHistogram, fold, type Decay, type Sample } from './histogram.js';
 import { kindKey, observe, type Kind } from './samples.js';
 import { durationSql } from './sql.js';
@@ -98,6 +98,7 @@ export function createLearner(o: LearnerOptions): Learner {
   let running = false;
   let ac = new AbortController();
   let done: Promise<void> | undefined;
+  const foldFailed = repeatingWarn(o.log, 'duration learner: fold failed; retrying next round');
   async function run() {
     while (running) {
       let full = false;
@@ -105,7 +106,7 @@ export function createLearner(o: LearnerOptions): Learner {
         const r = await learnOnce(o);
         full = r.read === (o.batch ?? LEARN_BATCH);
       } catch (err) {
-        o.log.warn({ err }, 'duration learner: fold failed; retrying next round');
+        foldFailed(err);
       }
       // a full batch means a backlog (first start, a burst): go on at once
       if (!full) await sleep(every, undefined, { signal: ac.signal, ref: false }).catch(() => {});
