@@ -4,6 +4,7 @@
 // hand-backs go many rows per statement through unnest().
 import type { Sql } from '../db/client.js';
 import type { ClaimCaps, Ledger } from './admission.js';
+import type { AttemptRecord } from './decide.js';
 
 /**
  * The webhook body of the deliveries row aliased `d`: inline on rows of releases before
@@ -89,16 +90,10 @@ export async function claimDeliveries(sql: Sql, o: { limit: number; leaseMs: num
               d.delivered_at is null as first_delivery, (select count(*) from c)::int as seen`;
 }
 
-export interface Completion {
+/** An attempt's decided record (decide.ts) with what identifies and times it. */
+export interface Completion extends AttemptRecord {
   id: string;
   token: string;
-  status: string;
-  retryStep: number;
-  delayMs: number;
-  responseStatus: number | null;
-  error: string | null;
-  lastError: string | null;
-  excerpt: string | null;
   attemptedAt: string;
   durationMs: number;
 }
