@@ -12,9 +12,9 @@
 // else holds (SKIP LOCKED) and giving up quickly on a lock it would have to wait for:
 // the poller, the deliverer and the API never queue behind a purge. Several worker
 // processes may purge at once; they simply split the rows.
-import { setTimeout as sleep } from 'node:timers/promises';
 import type postgres from 'postgres';
 import type { Sql } from './db/client.js';
+import { periodic, type Periodic } from './engine/periodic.js';
 import type { Logger } from './log.js';
 import { purgeExpiredSubmissions } from './submit/store.js';
 
@@ -133,51 +133,27 @@ export interface RetentionOptions {
   random?: () => number;
 }
 
-export interface Retention {
-  start(): void;
-  /** Stops after the statement in progress, if any. */
-  stop(): Promise<void>;
-}
+export type Retention = Periodic;
 
 export function createRetention(o: RetentionOptions): Retention {
   const intervalMs = o.intervalMs ?? 5 * 60_000;
   const batch = o.batchSize ?? 500;
   const random = o.random ?? Math.random;
-  let running = false;
-  let ac = new AbortController();
-  let done: Promise<void> | undefined;
-
-  async function run(): Promise<void> {
-    // Processes started together by a deploy spread their passes over the interval.
-    let delay = random() * intervalMs;
-    while (running) {
-      await sleep(delay, undefined, { signal: ac.signal, ref: false }).catch(() => {});
-      if (!running) break;
+  return periodic(
+    async (stopping) => {
       const started = Date.now();
       try {
-        const r = await purgeOnce(o.sql, o.retentionMs, batch, () => !running);
+        const r = await purgeOnce(o.sql, o.retentionMs, batch, stopping);
         if (r.watches + r.snapshots > 0) o.log.info({ ...r, duration_ms: Date.now() - started }, 'retention: purged finished watches past retention');
-        const keys = await purgeExpiredKeys(o.sql, batch, () => !running);
+        const keys = await purgeExpiredKeys(o.sql, batch, stopping);
         if (keys > 0) o.log.info({ keys }, 'retention: dropped idempotency keys past their 24 h');
       } catch (err) {
         // Usually a lock we declined to wait for, or the database being away: next pass.
         o.log.warn({ err: String(err) }, 'retention pass failed; retrying next pass');
       }
-      delay = intervalMs * (0.8 + 0.4 * random());
-    }
-  }
-
-  return {
-    start() {
-      if (running) return;
-      running = true;
-      ac = new AbortController();
-      done = run();
+      return intervalMs * (0.8 + 0.4 * random());
     },
-    async stop() {
-      running = false;
-      ac.abort();
-      await done;
-    },
-  };
+    // Processes started together by a deploy spread their passes over the interval.
+    () => random() * intervalMs,
+  );
 }

@@ -2,8 +2,8 @@
 // watermark into their kinds' histograms — one read, one upsert, one watermark move per
 // round, never anything in the poll loop. Several workers take turns on the watermark
 // row (SKIP LOCKED), so each task is folded once whoever finished it.
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Sql } from '../db/client.js';
+import { periodic, type Periodic } from '../engine/periodic.js';
 import { repeatingWarn, type Logger } from '../log.js';
 import { decodeHistogram, emptyHistogram, encodeHistogram, fold, type Decay, type Sample } from './histogram.js';
 import { kindKey, observe, type Kind } from './samples.js';
@@ -88,41 +88,19 @@ export async function learnOnce(o: LearnerOptions): Promise<FoldResult> {
   return result;
 }
 
-export interface Learner {
-  start(): void;
-  stop(): Promise<void>;
-}
+export type Learner = Periodic;
 
 export function createLearner(o: LearnerOptions): Learner {
   const every = o.intervalMs ?? LEARN_EVERY_MS;
-  let running = false;
-  let ac = new AbortController();
-  let done: Promise<void> | undefined;
   const foldFailed = repeatingWarn(o.log, 'duration learner: fold failed; retrying next round');
-  async function run() {
-    while (running) {
-      let full = false;
-      try {
-        const r = await learnOnce(o);
-        full = r.read === (o.batch ?? LEARN_BATCH);
-      } catch (err) {
-        foldFailed(err);
-      }
+  return periodic(async () => {
+    try {
+      const r = await learnOnce(o);
       // a full batch means a backlog (first start, a burst): go on at once
-      if (!full) await sleep(every, undefined, { signal: ac.signal, ref: false }).catch(() => {});
+      if (r.read === (o.batch ?? LEARN_BATCH)) return 0;
+    } catch (err) {
+      foldFailed(err);
     }
-  }
-  return {
-    start() {
-      if (running) return;
-      running = true;
-      ac = new AbortController();
-      done = run();
-    },
-    async stop() {
-      running = false;
-      ac.abort();
-      await done;
-    },
-  };
+    return every;
+  });
 }
