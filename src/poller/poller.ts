@@ -402,6 +402,10 @@ export function createPoller(o: PollerOptions) {
     get workerId() {
       return liveness.id;
     },
+    /** this worker's id while it may act (heard from the database within half the timeout), else null */
+    get aliveWorkerId() {
+      return liveness.active ? liveness.id : null;
+    },
     start(): void {
       if (running) return;
       running = true;
