@@ -48,7 +48,7 @@ export interface PollerOptions {
   fault?: Fault;
   metrics?: Metrics;
   /** learned task durations (adaptive strategy); absent → the fixed cadence */
-  durations?: Pick<DurationCache, 'timing'>;
+  durations?: Pick<DurationCache, 'prepare' | 'timingFor'>;
 }
 
 const pollOutcome = (r: PollResult | { kind: 'unchanged' }): PollOutcome =>
@@ -73,6 +73,7 @@ export function createPoller(o: PollerOptions) {
   let running = false;
   let inFlight = 0;
   let idleDone: Promise<void> | undefined;
+  let listening: Promise<{ unlisten(): Promise<void> } | undefined> | undefined;
 
   const liveness = new WorkerLiveness({
     sql,
@@ -148,9 +149,12 @@ export function createPoller(o: PollerOptions) {
     log.debug({ task_id: task.task_id, worker: task.owner }, 'polling');
     // Adaptive polling needs the answer's kind, age and progress: until this worker has parsed
     // one (a task just adopted), an answer equal to the stored one is parsed once all the same.
-    const knownHash = o.durations && task.body === undefined ? undefined : (task.snapshot_hash ?? undefined);
+    const knownHash = o.durations && !task.parsed ? undefined : (task.snapshot_hash ?? undefined);
     const result = await o.upstream.fetchTask(tenant.upstreamBaseUrl, tenant.upstreamApiKey, task.task_id, knownHash);
-    if (result.kind === 'task') task.body = result.body;
+    if (result.kind === 'task') {
+      task.parsed = true;
+      task.timing = o.durations?.prepare(task.tenant_id, result.body);
+    }
     task.polls++;
     metrics?.poll(pollOutcome(result));
     const failed = result.kind === 'unchanged' ? null : pollErrorOf(result);
@@ -185,7 +189,7 @@ export function createPoller(o: PollerOptions) {
   };
   /** The one place the cadence is decided (upstream/schedule.ts). */
   const delayFor = (task: Owned, signal: Parameters<typeof nextPollDelayMs>[0]) =>
-    nextPollDelayMs(signal, { ageMs: now() - task.createdAt, random: random(), scale: o.pollScale, adaptive: o.durations?.timing(task.tenant_id, task.body) });
+    nextPollDelayMs(signal, { ageMs: now() - task.createdAt, random: random(), scale: o.pollScale, adaptive: o.durations?.timingFor(task.timing) });
   const scheduleState = (task: Owned): q.ScheduleState => ({
     id: task.id,
     dueInMs: task.due - now(),
@@ -409,6 +413,16 @@ export function createPoller(o: PollerOptions) {
     start(): void {
       if (running) return;
       running = true;
+      // a task removed by someone else (its last watch cancelled): stop polling it now
+      listening = sql
+        .listen(q.TASK_GONE_CHANNEL, (id) => {
+          const t = tasks.get(Number(id));
+          if (t) tasks.drop(t);
+        })
+        .catch((err: unknown) => {
+          log.warn({ err }, 'could not listen for removed tasks; a cancelled task is dropped at its next write instead');
+          return undefined;
+        });
       void liveness.start().then(() => {
         if (!running) return;
         claimer.start();
@@ -428,6 +442,7 @@ export function createPoller(o: PollerOptions) {
       running = false;
       wake();
       clearInterval(housekeeping);
+      void listening?.then((l) => l?.unlisten()).catch(() => {});
       await claimer.stop(deadlineMs);
       await idleDone;
       const until = now() + deadlineMs;
