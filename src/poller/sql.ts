@@ -375,6 +375,21 @@ export async function deferTenant(sql: Sql, tenantId: string, ms: number): Promi
   return moved.count;
 }
 
+/**
+ * The channel on which a task's removal by someone other than its owner (the last watch
+ * cancelled) is announced, payload the task's id: its owner drops it from memory at once
+ * instead of polling it until its next write finds the row gone (≤ a checkpoint). A lost
+ * notification (the listening connection was down) only falls back to that.
+ */
+export const TASK_GONE_CHANNEL = 'taskhook_task_gone';
+
+/** Removes a task's schedule row (in the caller's transaction) and tells its owner. */
+export async function removeTask(tx: Sql, id: number): Promise<void> {
+  await tx`
+    with gone as (delete from upstream_tasks where id = ${id} returning id, owner_id)
+    select pg_notify(${TASK_GONE_CHANNEL}, id::text) from gone where owner_id is not null`;
+}
+
 /** ms until the next unowned task falls due (≤ 0: due now; null: none). */
 export async function nextUnownedDueMs(sql: Sql): Promise<number | null> {
   const [row] = await sql<{ ms: number | null }[]>`
