@@ -56,7 +56,8 @@ export function createAsker(o: AskOptions): (task: Owned) => Promise<Answer> {
   }
 
   return async function ask(task: Owned): Promise<Answer> {
-    const tenant = await o.tenants.get(task.tenant_id);
+    const cached = o.tenants.peek(task.tenant_id);
+    const tenant = cached !== null ? cached : await o.tenants.get(task.tenant_id);
     if (!tenant) {
       metrics?.poll('skipped');
       return { kind: 'no_tenant' };
