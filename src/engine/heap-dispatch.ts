@@ -1,4 +1,5 @@
-// Runs items off a timer heap when they fall due, at most `maxInFlight` at once: the
+// Runs items off a timer heap when they fall due, at most `maxInFlight` at once (a run may
+// give its slot back early: a poll once upstream has answered, while its write waits): the
 // poller's in-memory schedule of the tasks it owns. An item is skipped when it surfaces
 // `gone` (removed lazily), and looked at again a moment later while still `busy` (its own
 // run rescheduled it and has not quite returned). Sleeps until the next item is due (at
@@ -16,7 +17,8 @@ export interface HeapDispatchOptions<T> {
   now: () => number;
   /** false: start nothing (this worker may not act now); looked at every 50 ms */
   active: () => boolean;
-  run: (item: T) => Promise<void>;
+  /** `release()` frees the item's slot before the run ends (idempotent; the end frees it anyway) */
+  run: (item: T, release: () => void) => Promise<void>;
 }
 
 export class HeapDispatcher<T extends Schedulable> {
@@ -57,10 +59,10 @@ export class HeapDispatcher<T extends Schedulable> {
     this.wakeUp?.();
   }
 
-  private readonly finished = () => {
+  private slotFreed(): void {
     this.inFlight--;
     if (this.inFlight === this.o.maxInFlight - 1) this.wake();
-  };
+  }
 
   private async dispatch(): Promise<void> {
     const { heap, o } = this;
@@ -77,7 +79,13 @@ export class HeapDispatcher<T extends Schedulable> {
             continue;
           }
           this.inFlight++;
-          void o.run(item).finally(this.finished);
+          let held = true;
+          const release = () => {
+            if (!held) return;
+            held = false;
+            this.slotFreed();
+          };
+          void o.run(item, release).finally(release);
         }
       }
       const next = heap.peekDue();

@@ -128,7 +128,8 @@ export class Ownership {
     const { started, late } = this.window;
     this.window = { started: 0, late: 0, since: at };
     if (started >= 50 && late / started > 0.1) this.cap = Math.max(MIN_OWNED, Math.floor(this.map.size * 0.8));
-    else if (late === 0 && this.map.size >= this.cap * 0.9) this.cap = Math.min(MAX_OWNED, Math.ceil(this.cap * 1.5));
+    // (≤ 1 % late, not none: one GC pause or slow write must not pin the cap where it fell)
+    else if (late <= started * 0.01 && this.map.size >= this.cap * 0.9) this.cap = Math.min(MAX_OWNED, Math.ceil(this.cap * 1.5));
   }
 
   /** A heartbeat's view of the fleet: this worker's fair share. */

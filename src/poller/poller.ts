@@ -95,13 +95,16 @@ export function createPoller(o: PollerOptions) {
 
   // ---- one poll, start to end
   let lastPollFailureLog = 0;
-  async function poll(task: Owned): Promise<void> {
+  async function poll(task: Owned, release: () => void): Promise<void> {
     task.busy = true;
     try {
       metrics?.pollLateness(Math.max(0, now() - Math.max(task.due, task.adoptedAt)) / 1000);
       tasks.started(task);
       fault('poll.after-claim');
       const answer = await ask(task);
+      // upstream has answered: the in-flight slot (a bound on concurrent requests) is free for
+      // the next poll while this one's write, if any, waits for its batch (the task stays busy)
+      release();
       fault('poll.before-commit');
       if (task.gone) return; // no longer ours (fenced, handed back): write nothing
       if (!liveness.active) {
