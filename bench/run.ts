@@ -68,6 +68,7 @@ const { values: argv } = parseArgs({
     'no-raw-end': { type: 'boolean', default: false },
     concurrency: { type: 'string', default: '64' },
     'lateness-n': { type: 'string' },
+    'first-poll-wait': { type: 'string' },
     'lateness-scale': { type: 'string', default: '1' },
     'lateness-window': { type: 'string' },
     'api-register-max': { type: 'string', default: '20000' },
@@ -108,6 +109,8 @@ if (argv.help) {
   --no-raw-end            skip the second raw measurement at the end (by default raw runs first and last; the ratio uses the higher)
   --concurrency C         raw capacity and registration concurrency (default 64)
   --lateness-n N          watches in the lateness phase (full 50000; quick 0 = skipped)
+  --first-poll-wait S     a sweep point waits this long for every watch's first poll, then measures anyway
+                          (default 300; past one worker's capacity the rest wait unowned by design)
   --lateness-scale X      cadence factor of the lateness phase (default 1: the real 3–6 s)
   --lateness-window S     its window in seconds (default 30)
   --api-register-max N    sweep sizes above this are inserted straight into Postgres (default 20000)
@@ -151,6 +154,8 @@ const cfg = {
   rawEnd: !argv['no-raw-end'],
   concurrency: Number(argv.concurrency),
   latenessN: num(argv['lateness-n'], 50_000, 0),
+  /** how long a sweep point waits for every watch's first poll before measuring anyway (s) */
+  firstPollWaitS: num(argv['first-poll-wait'], 300, 300),
   latenessScale: Number(argv['lateness-scale']),
   latenessWindow: num(argv['lateness-window'], 30, 30),
   apiRegisterMax: Number(argv['api-register-max']),
@@ -804,7 +809,7 @@ async function runTaskhook(env: Env) {
       if (via === 'api') registration = await register(env, gw, ids(sp, add, have), env.callbacks, cfg.concurrency);
       else await insertWatches(sql, ids(sp, add, have), env.callbacks, (POLL_MIN_MS + POLL_SPREAD_MS / 2) * cfg.scale);
       have = n;
-      const firstPollsMs = await waitFirstPolls(sql, 300_000);
+      const firstPollsMs = await waitFirstPolls(sql, cfg.firstPollWaitS * 1000);
       await sql`analyze upstream_tasks`;
       await sleep(warmupMs(cfg.scale));
       const h0 = await scrapeLateness(gw.urls);
@@ -836,7 +841,7 @@ async function runTaskhook(env: Env) {
       await createTasks(env, prefix, n, { durationMs: NEVER_MS, processingAfterMs: 0 });
       gw = await startGateways(env, cfg.processes, scale);
       await insertWatches(sql, ids(prefix, n), env.callbacks, (POLL_MIN_MS + POLL_SPREAD_MS / 2) * scale);
-      const firstPollsMs = await waitFirstPolls(sql, 300_000);
+      const firstPollsMs = await waitFirstPolls(sql, cfg.firstPollWaitS * 1000);
       await sql`analyze upstream_tasks`;
       // every watch's first poll (the heavier one that records `processing`) lands in the first
       // mean interval; two more full cycles let that settle before the window

@@ -168,6 +168,7 @@ async function compose(cfg: Config, log: Logger, over: GatewayOverrides, server:
       fault: cfg.faults,
       idleMs: over.idleMs,
       metrics,
+      worker: () => poller?.aliveWorkerId ?? null,
     });
     const d = deliverer;
     poller = createPoller({

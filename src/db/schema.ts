@@ -212,6 +212,12 @@ export const deliveries = pgTable(
     retryStep: integer('retry_step').notNull().default(0),
     nextAttemptAt: ts('next_attempt_at').notNull().defaultNow(),
     leaseToken: uuid('lease_token'),
+    /**
+     * The worker (workers.id) whose claim holds the lease: when it is declared dead, the
+     * heartbeat sweep makes its leased rows due at once (lease_token cleared, so its late
+     * completion is fenced out) instead of waiting for the lease (src/poller/sql.ts).
+     */
+    leasedBy: bigint('leased_by', { mode: 'number' }),
     lastResponseStatus: integer('last_response_status'),
     lastError: text('last_error'),
     createdAt: ts('created_at').notNull().defaultNow(),
@@ -226,6 +232,8 @@ export const deliveries = pgTable(
     index('deliveries_endpoint_pending_idx').on(t.endpoint).where(sql`status = 'pending'`),
     // retention: is an event body still referenced?
     index('deliveries_body_idx').on(t.bodyId).where(sql`body_id is not null`),
+    // the takeover sweep: a dead worker's leased deliveries (rows leave it when their lease is cleared)
+    index('deliveries_leased_by_idx').on(t.leasedBy).where(sql`lease_token is not null`),
   ],
 );
 

@@ -47,7 +47,7 @@ export interface ClaimedDelivery {
  * admission.ts's admitClaim, in SQL: a row fits if its rank within each key is within
  * that key's room.
  */
-export async function claimDeliveries(sql: Sql, o: { limit: number; leaseMs: number; caps: ClaimCaps; held: Ledger }): Promise<ClaimedDelivery[]> {
+export async function claimDeliveries(sql: Sql, o: { limit: number; leaseMs: number; caps: ClaimCaps; held: Ledger; worker?: number | null }): Promise<ClaimedDelivery[]> {
   const { caps, held } = o;
   const room = (entries: Array<[string, number]>) => [entries.map(([k]) => k), entries.map(([, n]) => n)] as const;
   const [hk, hn] = room(held.host.entries());
@@ -55,10 +55,16 @@ export async function claimDeliveries(sql: Sql, o: { limit: number; leaseMs: num
   const [thk, thn] = room(held.tenantHost.entries());
   const [tk, tn] = room(held.tenant.entries());
   return sql<ClaimedDelivery[]>`
-    with c as (
+    with me as (
+      -- the claiming worker (src/poller/liveness.ts), locked FOR SHARE as the task claim does:
+      -- a sweep declaring it dead waits for this commit (and then frees these leases too), or
+      -- this waits for the sweep and claims nothing
+      select id from workers where id = ${o.worker ?? null}::bigint and dead_at is null for share
+    ), c as (
       select id, endpoint, callback_url, tenant_id, tenant_id || ' ' || coalesce(endpoint, '') as tenant_host, next_attempt_at
         from deliveries
        where status = 'pending' and next_attempt_at <= now()
+         and (${o.worker ?? null}::bigint is null or exists (select 1 from me))
          and coalesce(endpoint, '') <> all(${held.host.atLeast(caps.perHost)}::text[])
          and callback_url <> all(${held.url.atLeast(caps.perUrl)}::text[])
          and tenant_id || ' ' || coalesce(endpoint, '') <> all(${held.tenantHost.atLeast(caps.perTenantHost)}::text[])
@@ -79,7 +85,7 @@ export async function claimDeliveries(sql: Sql, o: { limit: number; leaseMs: num
         left join unnest(${tk as string[]}::text[], ${tn as number[]}::int[]) as t(k, n) on t.k = c.tenant_id
     )
     update deliveries d
-       set lease_token = gen_random_uuid(),
+       set lease_token = gen_random_uuid(), leased_by = ${o.worker ?? null}::bigint,
            next_attempt_at = now() + ${o.leaseMs} * interval '1 millisecond',
            attempts = d.attempts + 1,
            composed_claims = d.composed_claims + 1, -- (see migrations/0009_event_bodies.sql: older releases can't claim composed rows)

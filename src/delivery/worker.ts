@@ -50,6 +50,13 @@ export interface DelivererOptions {
   fault?: Fault;
   /** counters and histograms (src/metrics.ts); absent → nothing is measured */
   metrics?: Metrics;
+  /**
+   * This process's worker id while it is alive (src/poller/liveness.ts), else null. Given:
+   * claims record it (deliveries.leased_by), so a worker declared dead has its leases freed
+   * by the survivors' sweep instead of waiting for them to run out; nothing is claimed or
+   * sent while it is null or has changed since the claim (a paused worker that wakes).
+   */
+  worker?: () => number | null;
 }
 
 /**
@@ -64,6 +71,8 @@ const CLAIM_ROUNDS = 8;
 interface Job extends ClaimedDelivery {
   lane: Lane;
   claimedAt: number;
+  /** the worker id it was claimed under (null: no liveness given) */
+  worker: number | null;
 }
 
 const laneOf = (d: ClaimedDelivery): Lane => ({
@@ -108,11 +117,13 @@ export function createDeliverer(o: DelivererOptions) {
 
   async function claim(limit: number): Promise<Job[]> {
     const claimed: Job[] = [];
+    const worker = o.worker ? o.worker() : null;
+    if (o.worker && worker === null) return claimed; // not alive (yet, or any more): claim nothing
     for (let round = 0; round < CLAIM_ROUNDS && claimed.length < limit; round++) {
-      const rows = await claimDeliveries(sql, { limit: limit - claimed.length, leaseMs, caps: claimCaps, held: leased });
+      const rows = await claimDeliveries(sql, { limit: limit - claimed.length, leaseMs, caps: claimCaps, held: leased, worker });
       const at = now();
       for (const r of rows) {
-        const job: Job = { ...r, lane: laneOf(r), claimedAt: at };
+        const job: Job = { ...r, lane: laneOf(r), claimedAt: at, worker };
         leased.add(job.lane);
         holding.add(job);
         claimed.push(job);
@@ -187,6 +198,11 @@ export function createDeliverer(o: DelivererOptions) {
     if (paused > 0) return handBack(job, paused);
     const tenant = await o.tenants.get(job.tenant_id);
     if (loop.stopping) return handBack(job, 0); // the stop came while we looked the tenant up (seconds on a loaded box)
+    if (o.worker && o.worker() !== job.worker) {
+      // paused or cut off past half the worker timeout since the claim: its lease may be another's by now
+      log.warn({ delivery: job.id }, 'this worker is not alive as the one that claimed it; not sending');
+      return handBack(job, 0);
+    }
     const attemptedAt = new Date();
     const result: SendResult = tenant
       ? await o.sender.send({ url: job.callback_url, msgId: job.id, body: job.payload, secrets: tenant.signingSecrets })

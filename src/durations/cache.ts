@@ -36,6 +36,13 @@ export interface DurationCacheOptions {
   decay?: Decay;
 }
 
+/** What timing() reads of one answer (DurationCache.prepare). */
+export interface PreparedTiming {
+  created: number | null;
+  key: string | undefined;
+  progress: number | null;
+}
+
 /** Upstream answers that carry a created_at, a kind and a known distribution. */
 export class DurationCache {
   private readonly entries = new Map<string, Entry>();
@@ -52,14 +59,27 @@ export class DurationCache {
 
   /** What the schedule needs for this answer; undefined → the fixed cadence decides. */
   timing(tenantId: string, body: Record<string, unknown> | undefined): AdaptiveTiming | undefined {
-    const tuning = this.o.tuning;
-    if (!tuning || !body) return undefined;
-    const created = createdAtMs(body);
+    return this.timingFor(this.prepare(tenantId, body));
+  }
+
+  /**
+   * The half of timing() that depends on the answer only (its created_at, kind, progress):
+   * computed once per changed answer and kept with the task (the poller), not per poll.
+   */
+  prepare(tenantId: string, body: Record<string, unknown> | undefined): PreparedTiming | undefined {
+    if (!this.o.tuning || !body) return undefined;
     const kind = kindOf(body);
+    return { created: createdAtMs(body) ?? null, key: kind ? kindKey(tenantId, kind) : undefined, progress: progressOf(body) };
+  }
+
+  /** timing() from a prepared answer: the clock and the learned curve of its kind as of now. */
+  timingFor(p: PreparedTiming | undefined): AdaptiveTiming | undefined {
+    const tuning = this.o.tuning;
+    if (!tuning || !p) return undefined;
     return {
-      taskAgeMs: created === undefined ? null : this.now() - created,
-      progress: progressOf(body),
-      curve: kind && this.entries.get(kindKey(tenantId, kind))?.curve,
+      taskAgeMs: p.created === null ? null : this.now() - p.created,
+      progress: p.progress,
+      curve: p.key === undefined ? undefined : this.entries.get(p.key)?.curve,
       tuning,
     };
   }

@@ -110,7 +110,7 @@ export function decide(task: TaskState, answer: Answer, now: number, limits: Lim
       if (expired) return giveUp(task, 'watch_expired');
       return keepPolling(task, { kind: 'ok' }, { polled });
     case 'task': {
-      const hash = snapshotHash(answer.raw);
+      const hash = answer.hash ?? snapshotHash(answer.raw);
       const snapshot: Snapshot = { status: answer.status, raw: answer.raw, hash };
       if (TERMINAL_STATUSES.has(answer.status)) return { kind: 'finish', event: `task.${answer.status}` as EventType, data: answer.raw, snapshot };
       if (expired) return giveUp(task, 'watch_expired');

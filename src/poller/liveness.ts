@@ -103,7 +103,7 @@ export class WorkerLiveness {
         return;
       }
       this.lastAck = sent;
-      if (hb.freed > 0) this.o.log.warn({ worker: id, freed: hb.freed }, 'took over the tasks of a dead worker');
+      if (hb.freed > 0 || hb.leases > 0) this.o.log.warn({ worker: id, freed: hb.freed, deliveries: hb.leases }, 'took over the tasks and deliveries of a dead worker');
       this.o.onHeartbeat?.(hb);
     } catch (err) {
       this.selfFenceIfDue();

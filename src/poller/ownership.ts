@@ -10,6 +10,7 @@
 // that joins gets its share from the hand-backs and from new registrations; when one
 // leaves, its tasks are freed (takeover) and the survivors claim them within their caps.
 import type { TaskState } from './decide.js';
+import type { PreparedTiming } from '../durations/cache.js';
 import type { ClaimedRow, Heartbeat } from './sql.js';
 import { BALANCE_FACTOR, BALANCE_SLACK, CAPACITY_WINDOW_MS, LATE_MS, MAX_OWNED, MIN_OWNED } from './tuning.js';
 
@@ -28,8 +29,10 @@ export interface Owned extends TaskState {
   busy: boolean;
   /** no longer owned: skip it wherever it still turns up */
   gone: boolean;
-  /** upstream's last answer this worker parsed (adaptive polling reads its kind, age, progress) */
-  body?: Record<string, unknown>;
+  /** this worker has parsed an answer of it since the claim (adaptive polling needs one) */
+  parsed?: boolean;
+  /** what the adaptive schedule reads of the last parsed answer (kind, age, progress); the answer itself is not kept */
+  timing?: PreparedTiming;
 }
 
 /** Where the working cap starts (it grows by half while polls are on time and it is nearly used). */
@@ -78,6 +81,10 @@ export class Ownership {
     return t;
   }
 
+  get(id: number): Owned | undefined {
+    return this.map.get(id);
+  }
+
   drop(t: Owned): void {
     t.gone = true;
     if (this.map.get(t.id) === t) this.map.delete(t.id);
@@ -121,7 +128,8 @@ export class Ownership {
     const { started, late } = this.window;
     this.window = { started: 0, late: 0, since: at };
     if (started >= 50 && late / started > 0.1) this.cap = Math.max(MIN_OWNED, Math.floor(this.map.size * 0.8));
-    else if (late === 0 && this.map.size >= this.cap * 0.9) this.cap = Math.min(MAX_OWNED, Math.ceil(this.cap * 1.5));
+    // (≤ 1 % late, not none: one GC pause or slow write must not pin the cap where it fell)
+    else if (late <= started * 0.01 && this.map.size >= this.cap * 0.9) this.cap = Math.min(MAX_OWNED, Math.ceil(this.cap * 1.5));
   }
 
   /** A heartbeat's view of the fleet: this worker's fair share. */

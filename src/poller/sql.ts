@@ -44,6 +44,8 @@ export interface Heartbeat {
   alive: number;
   /** tasks of dead workers this statement freed */
   freed: number;
+  /** deliveries leased by dead workers this statement made due */
+  leases: number;
   /** live workers, and the tasks they own (as of their heartbeats) */
   workers: number;
   owned: number;
@@ -57,7 +59,8 @@ export const UNOWNED_COUNT_CAP = 200_000;
 /**
  * One statement a second per worker: the heartbeat, and — only if this worker is itself
  * alive — declaring dead every worker whose heartbeat is older than the timeout and
- * freeing its tasks, due at their checkpointed time or spread over the next `spreadMs`.
+ * freeing its tasks, due at their checkpointed time or spread over the next `spreadMs`,
+ * and its leased deliveries, due at once (deliveries.leased_by, delivery/sql.ts claim).
  * (Two sweepers of one dead worker serialise on its row; the second finds it dead already.)
  */
 export async function heartbeat(sql: Sql, p: { worker: number; owned: number; timeoutMs: number; spreadMs: number; countUnowned: boolean }): Promise<Heartbeat> {
@@ -74,11 +77,18 @@ export async function heartbeat(sql: Sql, p: { worker: number; owned: number; ti
              next_poll_at = greatest(next_poll_at, now() + random() * ${p.spreadMs} * interval '1 millisecond')
        where owner_id = any(array(select id from dead))
       returning 1
+    ), leases as (
+      -- their deliveries in flight are due now: the lease cleared, so a woken stale worker's
+      -- completion (fenced by lease_token) records nothing; the attempt stays counted
+      update deliveries set lease_token = null, next_attempt_at = now()
+       where leased_by = any(array(select id from dead)) and lease_token is not null and status = 'pending'
+      returning 1
     ), live as (
       select count(*)::int as workers, coalesce(sum(owned), 0)::int as owned from workers
        where dead_at is null and heartbeat_at >= now() - ${p.timeoutMs} * interval '1 millisecond'
     )
-    select (select count(*) from me)::int as alive, (select count(*) from freed)::int as freed, live.workers, live.owned,
+    select (select count(*) from me)::int as alive, (select count(*) from freed)::int as freed,
+           (select count(*) from leases)::int as leases, live.workers, live.owned,
            case when ${p.countUnowned} then (select count(*) from (select 1 from upstream_tasks where owner_id is null limit ${UNOWNED_COUNT_CAP}) x)::int
                 else -1 end as unowned
       from live`;
@@ -363,6 +373,21 @@ export async function deferTenant(sql: Sql, tenantId: string, ms: number): Promi
        set next_poll_at = greatest(next_poll_at, now() + (${ms} + random() * ${spread}) * interval '1 millisecond')
      where tenant_id = ${tenantId} and owner_id is null and lease_token is null`;
   return moved.count;
+}
+
+/**
+ * The channel on which a task's removal by someone other than its owner (the last watch
+ * cancelled) is announced, payload the task's id: its owner drops it from memory at once
+ * instead of polling it until its next write finds the row gone (≤ a checkpoint). A lost
+ * notification (the listening connection was down) only falls back to that.
+ */
+export const TASK_GONE_CHANNEL = 'taskhook_task_gone';
+
+/** Removes a task's schedule row (in the caller's transaction) and tells its owner. */
+export async function removeTask(tx: Sql, id: number): Promise<void> {
+  await tx`
+    with gone as (delete from upstream_tasks where id = ${id} returning id, owner_id)
+    select pg_notify(${TASK_GONE_CHANNEL}, id::text) from gone where owner_id is not null`;
 }
 
 /** ms until the next unowned task falls due (≤ 0: due now; null: none). */

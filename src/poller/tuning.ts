@@ -56,7 +56,7 @@ export const MIN_OWNED = 1_000;
  * Capacity: when the polls this worker starts are later than this (p90 over a
  * CAPACITY_WINDOW_MS window), it owns more than it can poll on time: the cap drops to 80 %
  * of what it owns and the latest-due excess is handed back for others. When they are on
- * time and the cap is nearly used, the cap grows by half, up to MAX_OWNED.
+ * time (at most 1 % late) and the cap is nearly used, the cap grows by half, up to MAX_OWNED.
  */
 export const LATE_MS = 1_000;
 export const CAPACITY_WINDOW_MS = 5_000;

@@ -70,6 +70,12 @@ export class TenantDirectory {
     for (const [hash, hit] of this.byKey) if (hit.id === id) this.byKey.delete(hash);
   }
 
+  /** The tenant as cached (a hit within the TTL) without a promise — the poller's hot path — or null: not cached, ask get(). */
+  peek(id: string): Tenant | undefined | null {
+    const hit = this.byId.get(id);
+    return hit && this.now() - hit.at < this.ttlMs ? hit.tenant : null;
+  }
+
   async get(id: string): Promise<Tenant | undefined> {
     const hit = this.byId.get(id);
     if (hit && this.now() - hit.at < this.ttlMs) return hit.tenant;

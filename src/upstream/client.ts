@@ -11,7 +11,7 @@ import { vettingDispatcher } from '../net/callback-proxy.js';
 import { createCallbackAgent } from '../net/pinned-agent.js';
 import { isDotSegment, trustedOrigins, type UpstreamAddressRules } from './address-guard.js';
 import { parseRetryAfter } from './schedule.js';
-import { snapshotHash } from '../poller/snapshot-hash.js';
+import { snapshotHashBytes } from '../poller/snapshot-hash.js';
 
 export { checkUpstreamBaseUrl, type UpstreamAddressRules } from './address-guard.js';
 
@@ -20,7 +20,8 @@ const KNOWN_STATUSES = new Set(['pending', 'processing', ...TERMINAL_STATUSES]);
 const MAX_BODY_BYTES = 1 << 20;
 
 export type PollResult =
-  | { kind: 'task'; status: string; body: Record<string, unknown>; raw: string }
+  /** `hash`: snapshot-hash.ts over the answer's bytes, as received */
+  | { kind: 'task'; status: string; body: Record<string, unknown>; raw: string; hash?: number }
   | { kind: 'unauthorized' }
   | { kind: 'not_found' }
   | { kind: 'rate_limited'; retryAfterMs: number | undefined }
@@ -30,6 +31,7 @@ export type PollResult =
 export interface Unchanged {
   kind: 'unchanged';
 }
+const UNCHANGED: Unchanged = Object.freeze({ kind: 'unchanged' as const });
 
 /**
  * What a submit (POST of a generation request) came to, before any decision: the
@@ -100,6 +102,10 @@ export class UpstreamClient {
   readonly agent: Dispatcher;
   private readonly timeoutMs: number;
   private readonly now: () => number;
+  /** per base URL: its origin and path prefix (parsed once, not per poll) */
+  private readonly bases = new Map<string, { origin: string; prefix: string } | null>();
+  /** per API key: the poll's request headers (built once, not per poll) */
+  private readonly pollHeaders = new Map<string, string[]>();
 
   constructor(opts: UpstreamClientOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 10_000;
@@ -159,35 +165,58 @@ export class UpstreamClient {
   async fetchTask(baseUrl: string, apiKey: string | undefined, taskId: string, unchangedHash?: number): Promise<PollResult | Unchanged> {
     // Refused at registration too (422); a row written before that rule must not rewrite the path.
     if (isDotSegment(taskId)) return { kind: 'error', message: `task_id ${JSON.stringify(taskId)} is a path segment, not a task id` };
-    const url = `${baseUrl}/api/v2/tasks/${encodeURIComponent(taskId)}`;
-    const headers: Record<string, string> = { accept: 'application/json' };
-    if (apiKey) headers.authorization = `Bearer ${apiKey}`;
+    const base = this.base(baseUrl);
+    if (!base) return { kind: 'error', message: `upstream base URL ${JSON.stringify(baseUrl)} is not a URL` };
+    let res: RawAnswer;
     try {
-      const res = await request(url, {
-        method: 'GET',
-        headers,
-        dispatcher: this.agent,
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-      const text = await readCapped(res.body, MAX_BODY_BYTES);
-      switch (res.statusCode) {
-        case 200:
-          if (unchangedHash !== undefined && snapshotHash(text) === unchangedHash) return { kind: 'unchanged' };
-          return parseTask(text, taskId);
-        case 401:
-          return { kind: 'unauthorized' };
-        case 404:
-          return { kind: 'not_found' };
-        case 429:
-          return { kind: 'rate_limited', retryAfterMs: parseRetryAfter(res.headers['retry-after'], this.now()) };
-        default:
-          return { kind: 'error', message: `upstream answered HTTP ${res.statusCode}` };
-      }
+      res = await getCapped(this.agent, base.origin, `${base.prefix}/api/v2/tasks/${encodeURIComponent(taskId)}`, this.headersFor(apiKey), this.timeoutMs, MAX_BODY_BYTES);
     } catch (err) {
       return { kind: 'error', message: describeError(err) };
     }
+    switch (res.status) {
+      case 200: {
+        // hashed as bytes, before decoding: an unchanged answer is neither decoded nor parsed
+        const hash = snapshotHashBytes(res.body);
+        if (unchangedHash !== undefined && hash === unchangedHash) return UNCHANGED;
+        const parsed = parseTask(res.body.toString('utf8'), taskId);
+        if (parsed.kind === 'task') parsed.hash = hash;
+        return parsed;
+      }
+      case 401:
+        return { kind: 'unauthorized' };
+      case 404:
+        return { kind: 'not_found' };
+      case 429:
+        return { kind: 'rate_limited', retryAfterMs: parseRetryAfter(res.retryAfter, this.now()) };
+      default:
+        return { kind: 'error', message: `upstream answered HTTP ${res.status}` };
+    }
+  }
+
+  private base(baseUrl: string): { origin: string; prefix: string } | null {
+    let b = this.bases.get(baseUrl);
+    if (b === undefined) {
+      try {
+        const u = new URL(baseUrl);
+        b = { origin: u.origin, prefix: u.pathname.replace(/\/+$/, '') };
+      } catch {
+        b = null;
+      }
+      if (this.bases.size > 10_000) this.bases.clear();
+      this.bases.set(baseUrl, b);
+    }
+    return b;
+  }
+
+  private headersFor(apiKey: string | undefined): string[] {
+    const key = apiKey ?? '';
+    let h = this.pollHeaders.get(key);
+    if (!h) {
+      h = apiKey ? ['accept', 'application/json', 'authorization', `Bearer ${apiKey}`] : ['accept', 'application/json'];
+      if (this.pollHeaders.size > 10_000) this.pollHeaders.clear();
+      this.pollHeaders.set(key, h);
+    }
+    return h;
   }
 
   /**
@@ -250,6 +279,74 @@ function parseTask(text: string, taskId: string): PollResult {
     return { kind: 'error', message: 'upstream answered for a different task_id' };
   }
   return { kind: 'task', status, body: body as Record<string, unknown>, raw: text };
+}
+
+interface RawAnswer {
+  status: number;
+  retryAfter: string | undefined;
+  body: Buffer;
+}
+
+class TimedOut extends Error {
+  override name = 'TimeoutError';
+}
+
+/**
+ * One GET as a raw undici dispatch: the status, Retry-After and at most `limit` bytes of
+ * body (a larger body is an error, not a truncation), with no response stream, request
+ * signal or timer of its own — the per-poll cost that mattered (bench/README.md). The
+ * deadline: undici's headers and body timeouts, plus `timeoutMs` from the start checked on
+ * every chunk (a body trickling in under the idle timeout still ends in time).
+ */
+function getCapped(agent: Dispatcher, origin: string, path: string, headers: string[], timeoutMs: number, limit: number): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    let status = 0;
+    let retryAfter: string | undefined;
+    let first: Buffer | undefined;
+    let chunks: Buffer[] | undefined;
+    let size = 0;
+    let done = false;
+    const fail = (err: Error) => {
+      if (done) return;
+      done = true;
+      reject(err);
+    };
+    agent.dispatch(
+      { origin, path, method: 'GET', headers, headersTimeout: timeoutMs, bodyTimeout: timeoutMs },
+      {
+        onRequestStart() {},
+        onResponseStart(_controller, statusCode, h) {
+          status = statusCode;
+          const ra = h['retry-after'];
+          retryAfter = Array.isArray(ra) ? ra[0] : ra;
+        },
+        onResponseData(controller, chunk) {
+          size += chunk.length;
+          if (size > limit) {
+            fail(new Error(`body larger than ${limit} bytes`));
+            controller.abort(new Error('body too large'));
+            return;
+          }
+          if (performance.now() - started > timeoutMs) {
+            fail(new TimedOut('timed out'));
+            controller.abort(new TimedOut('timed out'));
+            return;
+          }
+          if (first === undefined) first = chunk;
+          else (chunks ??= [first]).push(chunk);
+        },
+        onResponseEnd() {
+          if (done) return;
+          done = true;
+          resolve({ status, retryAfter, body: chunks ? Buffer.concat(chunks, size) : (first ?? Buffer.alloc(0)) });
+        },
+        onResponseError(_controller, err) {
+          fail(err);
+        },
+      },
+    );
+  });
 }
 
 /** Reads at most `limit` bytes of a body; a larger body is an error, not a truncation. */

@@ -6,6 +6,7 @@ import type { Sql } from '../db/client.js';
 import { newId } from '../tenancy/keys.js';
 import { BASE_MIN_MS, FIRST_POLL_DELAY_MS } from '../upstream/schedule.js';
 import { BatchWriter } from '../engine/batch.js';
+import { removeTask } from '../poller/sql.js';
 import { RawJson } from '../api/raw-json.js';
 import { publicState, type PublicEndpointState } from '../delivery/health.js';
 
@@ -293,7 +294,7 @@ export class WatchStore {
       if (u) {
         const [{ n } = { n: 0 }] = await tx<{ n: number }[]>`
           select count(*)::int as n from watches where tenant_id = ${tenantId} and task_id = ${w.task_id} and status = 'watching'`;
-        if (n === 0) await tx`delete from upstream_tasks where id = ${u.id}`;
+        if (n === 0) await removeTask(tx as unknown as Sql, u.id); // (its owner stops polling it at once)
       }
       return true;
     });
