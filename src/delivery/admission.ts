@@ -149,7 +149,14 @@ export class FairSlots {
   /** per host: requests in flight or waiting, by URL and by tenant (who else has work here?) */
   private readonly active = new Map<string, { urls: Tally; tenants: Tally; nUrls: number; nTenants: number }>();
 
-  constructor(readonly caps: Caps) {}
+  /**
+   * `urlLimit`: a further limit per URL, asked each time (the circuit's gate, health.ts:
+   * one probe while half open); after it rises, wake() its host.
+   */
+  constructor(
+    readonly caps: Caps,
+    private readonly urlLimit: (url: string) => number = () => Infinity,
+  ) {}
 
   private activity(host: string) {
     let a = this.active.get(host);
@@ -176,6 +183,7 @@ export class FairSlots {
 
   private fits(l: Lane): boolean {
     const a = this.active.get(l.host);
+    if (this.inFlight.url.get(l.url) >= this.urlLimit(l.url)) return false;
     return mayStart(
       { host: this.inFlight.host.get(l.host), url: this.inFlight.url.get(l.url), tenantHost: this.inFlight.tenantHost.get(tenantHostKey(l)) },
       { urls: (a?.nUrls ?? 0) > 1, tenants: (a?.nTenants ?? 0) > 1 },
@@ -204,6 +212,11 @@ export class FairSlots {
     this.inFlight.remove(l);
     this.leave(l);
     this.serve(l.host);
+  }
+
+  /** A limit rose (a circuit closed): hand the host's free slots to its waiters. */
+  wake(host: string): void {
+    this.serve(host);
   }
 
   /** Hands free slots of `host` to waiters: next tenant in rotation, its next URL in rotation, that fits. */

@@ -16,7 +16,7 @@ import type { Logger } from '../log.js';
 import { completedAtSeconds, type Metrics } from '../metrics.js';
 import type { Sender, SendResult } from './send.js';
 import { capsFor, claimCapsFor, FairSlots, Ledger, type Lane } from './admission.js';
-import { EndpointHealth, judgeAttempt } from './health.js';
+import { EndpointHealth, judgeAttempt, slotLimit, type HealthActions } from './health.js';
 import { ATTEMPT_MESSAGES, DELIVERY_OUTCOMES, recordFor } from './decide.js';
 import { claimDeliveries, completeDeliveries, deferQueued, handBackDeliveries, recordEndpointHealth, type ClaimedDelivery, type Completion, type HandBack } from './sql.js';
 
@@ -81,8 +81,9 @@ export function createDeliverer(o: DelivererOptions) {
   const maxInFlight = o.maxInFlight ?? 256;
   const caps = capsFor(o.perHost ?? 32, { perUrl: o.perUrl, perTenantHost: o.perTenantHost });
   const claimCaps = claimCapsFor(caps, o.perTenant ?? Math.max(1, Math.floor(maxInFlight / 2)));
-  const slots = new FairSlots(caps);
   const health = o.health ?? new EndpointHealth();
+  // (a URL whose circuit is half open sends one probe at a time: health.ts, circuitGate)
+  const slots = new FairSlots(caps, (url) => slotLimit(health.gate(url, now())));
   metrics?.openCircuitsFrom(() => health.openCount(now()));
   /** rows this process holds leased (sending or waiting for a send slot), by key */
   const leased = new Ledger();
@@ -192,7 +193,10 @@ export function createDeliverer(o: DelivererOptions) {
       ? await o.sender.send({ url: job.callback_url, msgId: job.id, body: job.payload, secrets: tenant.signingSecrets })
       : { outcome: { kind: 'error' as const, message: 'tenant is disabled' }, durationMs: 0, excerpt: undefined };
     const answeredAt = now();
+    // (judged before the slot is freed: a half-open circuit's next probe waits for this answer)
+    const actions = tenant ? health.record(job.lane, judgeAttempt(result, o.deliveryTimeoutMs), answeredAt) : {};
     freeSlot(result.outcome.kind === 'error' ? SLOT_GRACE_MS : 0);
+    if (actions.closed) slots.wake(job.lane.host);
     fault('delivery.after-send');
 
     const rec = recordFor(result, job.retry_step, o.retryScheduleMs, random());
@@ -217,12 +221,12 @@ export function createDeliverer(o: DelivererOptions) {
         if (completedAt !== undefined) metrics.endToEndLag(answeredAt / 1000 - completedAt);
       }
     }
-    if (tenant) await noteHealth(job, result);
+    await applyHealth(job, actions);
   }
 
-  async function noteHealth(job: Job, result: SendResult): Promise<void> {
+  /** What the answer did to the URL's health, written: deferrals of its queue (or its host's), its new state. */
+  async function applyHealth(job: Job, actions: HealthActions): Promise<void> {
     const { lane } = job;
-    const actions = health.record(lane, judgeAttempt(result, o.deliveryTimeoutMs), now());
     if (actions.deferUrlMs !== undefined) {
       const moved = await deferQueued(sql, { host: lane.host, url: lane.url, ms: actions.deferUrlMs });
       log.warn({ url: lane.url, pause_ms: actions.deferUrlMs, deliveries: moved }, 'callback URL keeps failing or asked to wait; its circuit is open');
