@@ -45,7 +45,7 @@ describe('mayStart', () => {
 
 describe('admitClaim (the claim statement’s rule)', () => {
   // claim-ahead: host 16, URL 8, tenant-on-host 12 (twice what one alone on its host may send: 4, 6)
-  const caps = claimCapsFor(capsFor(8), 100);
+  const caps = claimCapsFor(capsFor(8), 100, 2);
   const rows = (specs: Array<[string, string, string?]>) => specs.map(([t, p, h], i) => ({ ...lane(t, p, h), i }));
   it('a URL gets at most ½ of the host’s claims; the rest goes to other URLs and tenants', () => {
     const cands = rows([...Array(20).fill(['a', 'hang']), ['b', 'ok'], ['b', 'ok']]);
@@ -68,7 +68,7 @@ describe('admitClaim (the claim statement’s rule)', () => {
     expect(admitClaim(cands, new Ledger(), caps)).toHaveLength(16); // each its URL's 8
   });
   it('the per-tenant cap spans hosts', () => {
-    const few = claimCapsFor(capsFor(8), 3);
+    const few = claimCapsFor(capsFor(8), 3, 2);
     const cands = rows([['a', 'x', 'https://one:443'], ['a', 'x', 'https://two:443'], ['a', 'x', 'https://three:443'], ['a', 'x', 'https://four:443'], ['b', 'x']]);
     expect(admitClaim(cands, new Ledger(), few).map((r) => r.tenant)).toEqual(['a', 'a', 'a', 'b']);
   });

@@ -101,8 +101,8 @@ export function mayStart(
 
 /**
  * The claim's limits: how many rows this process may hold leased per key (sending or
- * waiting for a send slot). Twice the in-flight caps, so the next requests are leased
- * and waiting when a slot frees rather than a claim round trip later.
+ * waiting for a send slot): `ahead` times the in-flight caps, so the next requests are
+ * leased and waiting when a slot frees rather than a claim round trip later.
  */
 export interface ClaimCaps {
   perHost: number;
@@ -111,9 +111,20 @@ export interface ClaimCaps {
   perTenant: number;
 }
 
-export function claimCapsFor(caps: Caps, perTenant: number): ClaimCaps {
+/**
+ * How far the deliverer claims ahead of its send slots (× the caps). The loop claims again
+ * when a key's claimed rows fall to half of this (worker.ts, releaseClaim), so what is left
+ * must outlast a claim's round trip: 2× left 12 rows of one host's 24 slots — one round
+ * trip of the receiver — to cover a claim of 5–40 ms, and a one-origin burst drained at
+ * ~530/s, most of it waiting for claims (bench/README.md, "The delivery bench"). At 8× the
+ * half left is 4 × the slots. A hanging URL holds no more of its host's claims than before
+ * in proportion (¼, ½), and what it claims and can't send in time is handed back unsent.
+ */
+export const CLAIM_AHEAD = 8;
+
+export function claimCapsFor(caps: Caps, perTenant: number, ahead = CLAIM_AHEAD): ClaimCaps {
   // (per URL and tenant-on-host, what one alone may send: the send slots apply the shared caps)
-  return { perHost: caps.perHost * 2, perUrl: caps.aloneUrl * 2, perTenantHost: caps.aloneTenant * 2, perTenant };
+  return { perHost: caps.perHost * ahead, perUrl: caps.aloneUrl * ahead, perTenantHost: caps.aloneTenant * ahead, perTenant };
 }
 
 /**

@@ -15,7 +15,7 @@ import type { TenantDirectory } from '../tenancy/directory.js';
 import type { Logger } from '../log.js';
 import { completedAtSeconds, type Metrics } from '../metrics.js';
 import type { Sender, SendResult } from './send.js';
-import { capsFor, claimCapsFor, FairSlots, Ledger, type Lane } from './admission.js';
+import { capsFor, claimCapsFor, FairSlots, Ledger, tenantHostKey, type Lane } from './admission.js';
 import { EndpointHealth, judgeAttempt, slotLimit, type HealthActions } from './health.js';
 import { ATTEMPT_MESSAGES, DELIVERY_OUTCOMES, recordFor } from './decide.js';
 import { claimDeliveries, completeDeliveries, deferQueued, handBackDeliveries, recordEndpointHealth, type ClaimedDelivery, type Completion, type HandBack } from './sql.js';
@@ -140,6 +140,7 @@ export function createDeliverer(o: DelivererOptions) {
     if (
       leased.url.get(l.url) === claimCaps.perUrl >> 1 ||
       leased.host.get(l.host) === claimCaps.perHost >> 1 ||
+      leased.tenantHost.get(tenantHostKey(l)) === claimCaps.perTenantHost >> 1 ||
       leased.tenant.get(l.tenant) === claimCaps.perTenant >> 1
     )
       loop.wake();
