@@ -60,10 +60,27 @@ export interface DelivererOptions {
 const SLOT_GRACE_MS = 500;
 /** Claim rounds per claim: each skips the keys the previous one found full. */
 const CLAIM_ROUNDS = 8;
+/**
+ * The loop's sizes (each measured: bench/README.md, "The delivery bench"). A claim round
+ * that skips full keys reads the queue past them — all of a one-host burst's backlog, to
+ * find nothing — so after one that found nothing, the next waits this long.
+ */
+export const DELIVERY_TUNING = {
+  /** rows held at once (claimed: waiting for a slot, sending, being recorded), all keys together */
+  maxInFlight: 1024,
+  /** rows one claim statement reads at most */
+  batchSize: 400,
+  /** bytes of webhook bodies held at once: a claim takes rows while they fit (the first always) */
+  maxHeldBytes: 64 * 1024 * 1024,
+  /** at most one claim round past full keys that finds nothing, per this long */
+  deepScanEveryMs: 100,
+} as const;
 
 interface Job extends ClaimedDelivery {
   lane: Lane;
   claimedAt: number;
+  /** ~ its body's size (UTF-16 units), for the held-bytes budget */
+  bytes: number;
 }
 
 const laneOf = (d: ClaimedDelivery): Lane => ({
@@ -78,7 +95,7 @@ export function createDeliverer(o: DelivererOptions) {
   const now = o.now ?? Date.now;
   const fault = o.fault ?? noFaults;
   const metrics = o.metrics;
-  const maxInFlight = o.maxInFlight ?? 256;
+  const maxInFlight = o.maxInFlight ?? DELIVERY_TUNING.maxInFlight;
   const caps = capsFor(o.perHost ?? 32, { perUrl: o.perUrl, perTenantHost: o.perTenantHost });
   const claimCaps = claimCapsFor(caps, o.perTenant ?? Math.max(1, Math.floor(maxInFlight / 2)));
   const health = o.health ?? new EndpointHealth();
@@ -88,6 +105,9 @@ export function createDeliverer(o: DelivererOptions) {
   /** rows this process holds leased (sending or waiting for a send slot), by key */
   const leased = new Ledger();
   const holding = new Set<Job>();
+  let heldBytes = 0;
+  /** no claim round past full keys before this (see DELIVERY_TUNING.deepScanEveryMs) */
+  let deepQuietUntil = 0;
   const completions = new BatchWriter<Completion, boolean>(async (rows) => {
     const kept = await completeDeliveries(sql, rows);
     return rows.map((r) => kept.has(r.id));
@@ -102,7 +122,7 @@ export function createDeliverer(o: DelivererOptions) {
     work,
     release: (jobs) => Promise.all(jobs.map((j) => handBack(j, 0))).then(() => undefined),
     maxInFlight,
-    batchSize: o.batchSize ?? 100,
+    batchSize: o.batchSize ?? DELIVERY_TUNING.batchSize,
     idleMs: o.idleMs ?? 250,
     log,
   });
@@ -110,14 +130,25 @@ export function createDeliverer(o: DelivererOptions) {
   async function claim(limit: number): Promise<Job[]> {
     const claimed: Job[] = [];
     for (let round = 0; round < CLAIM_ROUNDS && claimed.length < limit; round++) {
-      const rows = await claimDeliveries(sql, { limit: limit - claimed.length, leaseMs, caps: claimCaps, held: leased });
+      if (heldBytes >= DELIVERY_TUNING.maxHeldBytes && holding.size > 0) break;
+      const deep = anyFull();
+      if (deep && now() < deepQuietUntil) break;
+      const rows = await claimDeliveries(sql, {
+        limit: limit - claimed.length,
+        leaseMs,
+        caps: claimCaps,
+        held: leased,
+        budgetBytes: DELIVERY_TUNING.maxHeldBytes - heldBytes,
+      });
       const at = now();
       for (const r of rows) {
-        const job: Job = { ...r, lane: laneOf(r), claimedAt: at };
+        const job: Job = { ...r, lane: laneOf(r), claimedAt: at, bytes: r.payload.length };
         leased.add(job.lane);
         holding.add(job);
+        heldBytes += job.bytes;
         claimed.push(job);
       }
+      if (deep && rows.length === 0) deepQuietUntil = now() + DELIVERY_TUNING.deepScanEveryMs;
       // (an empty result means the locked head was empty: its first row always fits)
       const skipped = rows.length > 0 ? rows[0]!.seen - rows.length : 0;
       if (skipped === 0) break;
@@ -131,13 +162,26 @@ export function createDeliverer(o: DelivererOptions) {
    * answered (the caps bound load on receivers; recording the result is our database's
    * business, so a fast receiver isn't held to the pace of our completion batches).
    */
+  /** Is any key at its claim cap (the next claim round reads past its rows)? */
+  function anyFull(): boolean {
+    return (
+      leased.host.atLeast(claimCaps.perHost).length > 0 ||
+      leased.url.atLeast(claimCaps.perUrl).length > 0 ||
+      leased.tenantHost.atLeast(claimCaps.perTenantHost).length > 0 ||
+      leased.tenant.atLeast(claimCaps.perTenant).length > 0
+    );
+  }
+
   function releaseClaim(job: Job) {
     if (!holding.delete(job)) return;
+    heldBytes -= job.bytes;
     leased.remove(job.lane);
     // A capped key with a backlog has room again: claim its next rows now, not after the
     // idle sleep (at half the cap, so refills come in batches while the rest is being sent).
     const l = job.lane;
+    const half = DELIVERY_TUNING.maxHeldBytes / 2;
     if (
+      (heldBytes < half && heldBytes + job.bytes >= half) ||
       leased.url.get(l.url) === claimCaps.perUrl >> 1 ||
       leased.host.get(l.host) === claimCaps.perHost >> 1 ||
       leased.tenantHost.get(tenantHostKey(l)) === claimCaps.perTenantHost >> 1 ||
