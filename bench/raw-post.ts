@@ -28,6 +28,8 @@ const concurrency = Number(values.concurrency);
 const pools = origins.map((o) => new Pool(o, { connections: concurrency, pipelining: 1, keepAliveTimeout: 30_000 }));
 
 let seq = 0;
+// (ids unique across runs: the receiver counts a webhook-id seen twice as a duplicate)
+const run = Math.random().toString(36).slice(2, 8);
 let counting = false;
 let requests = 0;
 let errors = 0;
@@ -42,8 +44,8 @@ function webhook(taskId: string): string {
 async function loop(pool: Pool, k: number) {
   while (!stop) {
     const n = seq++;
-    const id = `msg_raw${n}`;
-    const body = webhook(`raw-${n}`);
+    const id = `msg_raw${run}${n}`;
+    const body = webhook(`raw-${run}-${n}`);
     const ts = Math.floor(Date.now() / 1000);
     const t0 = performance.now();
     try {
