@@ -110,6 +110,9 @@ function cpuMeter(workerPid: number, receiverPid: number, pgDir: string | undefi
 }
 
 const cpuText = (c: CpuUse) => `CPU % worker / receiver / postgres / other ${[c.worker, c.receiver, c.postgres, c.other].map((x) => (x === undefined ? '?' : fmt.int(x))).join(' / ')}`;
+/** CPU per delivery (µs of one core): what a loaded box changes least. */
+const perDeliveryText = (b: { cpu: CpuUse; perS: number }) =>
+  `CPU µs per delivery: worker ${fmt.int((b.cpu.worker / 100 / b.perS) * 1e6)}, receiver ${fmt.int((b.cpu.receiver / 100 / b.perS) * 1e6)}, postgres ${b.cpu.postgres === undefined ? '?' : fmt.int((b.cpu.postgres / 100 / b.perS) * 1e6)}`;
 
 /** How busy all CPUs are over `ms` (0–1), before anything of ours runs. */
 async function busyShare(ms: number): Promise<number | undefined> {
@@ -331,6 +334,7 @@ export async function runDeliveryBench(o: DeliveryBenchOptions): Promise<Record<
     L.push(`  raw ceiling, ${ORIGINS} origins:                        ${fmt.int(rawFour.postPerS)} POST/s   CPU % client / receiver ${fmt.int(rawFour.cpu.client)} / ${fmt.int(rawFour.cpu.receiver)}`);
     L.push(`  burst ${fmt.int(burstN)}, 1 origin × ${URLS_PER_ORIGIN} URLs:   ${fmt.int(oneOrigin.perS)} deliveries/s   (write → 2xx p50 ${fmt.ms(oneOrigin.lag.p50)}, p99 ${fmt.ms(oneOrigin.lag.p99)}; ${cpuText(oneOrigin.cpu)})`);
     L.push(`  burst ${fmt.int(burstN)}, ${ORIGINS} origins × ${URLS_PER_ORIGIN} URLs:  ${fmt.int(fourOrigins.perS)} deliveries/s   (write → 2xx p50 ${fmt.ms(fourOrigins.lag.p50)}, p99 ${fmt.ms(fourOrigins.lag.p99)}; ${cpuText(fourOrigins.cpu)})`);
+    L.push(`    ${perDeliveryText(oneOrigin)} (1 origin); ${perDeliveryText(fourOrigins).replace('CPU µs per delivery: ', '')} (${ORIGINS} origins)`);
     L.push(`  steady 500/s, outbox write → 2xx:  p50 ${fmt.ms(steady.p50)}, p99 ${fmt.ms(steady.p99)}`);
     L.push(`  healthy URL lag, idle host:        p50 ${fmt.ms(idle.p50)}, p99 ${fmt.ms(idle.p99)}`);
     L.push(`  … beside a hanging URL, same host: p50 ${fmt.ms(beside.p50)}, p99 ${fmt.ms(beside.p99)}   (${ratio.toFixed(2)}× idle p99)`);
