@@ -69,7 +69,7 @@ export const DELIVERY_TUNING = {
   /** rows held at once (claimed: waiting for a slot, sending, being recorded), all keys together */
   maxInFlight: 1024,
   /** rows one claim statement reads at most */
-  batchSize: 400,
+  batchSize: 200,
   /** bytes of webhook bodies held at once: a claim takes rows while they fit (the first always) */
   maxHeldBytes: 64 * 1024 * 1024,
   /** at most one claim round past full keys that finds nothing, per this long */
