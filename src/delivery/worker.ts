@@ -60,11 +60,7 @@ export interface DelivererOptions {
 const SLOT_GRACE_MS = 500;
 /** Claim rounds per claim: each skips the keys the previous one found full. */
 const CLAIM_ROUNDS = 8;
-/**
- * The loop's sizes (each measured: bench/README.md, "The delivery bench"). A claim round
- * that skips full keys reads the queue past them — all of a one-host burst's backlog, to
- * find nothing — so after one that found nothing, the next waits this long.
- */
+/** The loop's sizes, named once (each measured: bench/README.md, "The delivery bench"). */
 export const DELIVERY_TUNING = {
   /** rows held at once (claimed: waiting for a slot, sending, being recorded), all keys together */
   maxInFlight: 1024,
@@ -72,7 +68,11 @@ export const DELIVERY_TUNING = {
   batchSize: 200,
   /** bytes of webhook bodies held at once: a claim takes rows while they fit (the first always) */
   maxHeldBytes: 64 * 1024 * 1024,
-  /** at most one claim round past full keys that finds nothing, per this long */
+  /**
+   * At most one claim round past full keys that finds nothing, per this long: such a round
+   * reads the queue past their rows — all of a one-host burst's backlog, to find nothing —
+   * and the loop did one 15 ms after every partly full claim.
+   */
   deepScanEveryMs: 100,
   /**
    * The sleep after an empty claim. A webhook written by this process's poller wakes the
@@ -164,11 +164,6 @@ export function createDeliverer(o: DelivererOptions) {
     return claimed;
   }
 
-  /**
-   * Gives back the job's claim on its keys; once per claim, as soon as the receiver has
-   * answered (the caps bound load on receivers; recording the result is our database's
-   * business, so a fast receiver isn't held to the pace of our completion batches).
-   */
   /** Is any key at its claim cap (the next claim round reads past its rows)? */
   function anyFull(): boolean {
     return (
@@ -179,6 +174,11 @@ export function createDeliverer(o: DelivererOptions) {
     );
   }
 
+  /**
+   * Gives back the job's claim on its keys; once per claim, as soon as the receiver has
+   * answered (the caps bound load on receivers; recording the result is our database's
+   * business, so a fast receiver isn't held to the pace of our completion batches).
+   */
   function releaseClaim(job: Job) {
     if (!holding.delete(job)) return;
     heldBytes -= job.bytes;
