@@ -7,9 +7,12 @@
 //     (many callback URLs each, as on a shared SaaS host); the row's write → the 2xx, p50/p99;
 //   - outbox write → 2xx of a steady trickle, p50/p99 (the deliverer's share of the terminal
 //     poll → 2xx; the full chain is run.ts's taskhook phase);
-//   - the lag of a healthy URL on a host, idle and with a hanging URL (60 webhooks never
-//     answered) on the same host:port;
-//   - bytes stored per delivery (deliveries + event_bodies + delivery_attempts).
+//   - the lag of a healthy URL on an idle host and of one beside a hanging URL (60 webhooks
+//     never answered) on the same host:port, both in the same window;
+//   - bytes stored per delivery (deliveries + event_bodies + delivery_attempts);
+//   - the ceiling in the same run: signed POSTs from undici straight to the same receiver
+//     (bench/raw-post.ts, no database), and the CPU each process used during each burst,
+//     so a box that can't do more says so (the receiver shares its cores).
 // Set BENCH_GATEWAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof' to profile the worker.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -22,7 +25,7 @@ import { startEmbedded, type EmbeddedDatabase } from '../src/db/embedded.js';
 import { runMigrations } from '../src/db/migrate.js';
 import { DEFAULT_TENANT_ID } from '../src/tenancy/bootstrap.js';
 import { webhookHead } from '../src/delivery/outbox.js';
-import { buildDist, dist, fmt, freePort, gatewayEntry, getJson, postJson, ROOT, startTaskhook, startTsChild, type Child, type Dist } from './lib.js';
+import { buildDist, cpuJiffies, dist, fmt, freePort, gatewayEntry, getJson, postJson, procCpuSeconds, ROOT, startTaskhook, startTsChild, type Child, type Dist } from './lib.js';
 
 export interface DeliveryBenchOptions {
   quick: boolean;
@@ -36,12 +39,87 @@ export interface DeliveryBenchOptions {
 const URLS_PER_ORIGIN = 16;
 const ORIGINS = 4;
 
+/** In-flight requests per origin for the raw ceiling: what the deliverer may have to one host for one tenant (admission.ts, aloneTenant of 32). */
+const RAW_CONCURRENCY = 24;
+
+/** CPU over an interval, % of one core: the worker, the receiver, Postgres (embedded only), the rest of the machine (this bench process included). */
+interface CpuUse {
+  worker: number;
+  receiver: number;
+  postgres: number | undefined;
+  other: number | undefined;
+}
+
 interface Burst {
   origins: number;
   count: number;
   spanMs: number;
   perS: number;
   lag: Dist;
+  cpu: CpuUse;
+}
+
+interface Raw {
+  origins: number;
+  postPerS: number;
+  latency: Dist;
+  errors: number;
+  cpu: { client: number; receiver: number; machine: number };
+}
+
+/** The postmaster under `pgDir` and its children (backends, walwriter, …). */
+function postgresPids(pgDir: string): number[] {
+  try {
+    const master = Number(fs.readFileSync(path.join(pgDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const pids = [master];
+    for (const d of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === master) pids.push(Number(d));
+      } catch {
+        // gone
+      }
+    }
+    return pids;
+  } catch {
+    return [];
+  }
+}
+
+/** Starts counting CPU; the returned function reads what was used since. */
+function cpuMeter(workerPid: number, receiverPid: number, pgDir: string | undefined): () => CpuUse {
+  const secs = (pid: number) => procCpuSeconds(pid) ?? 0;
+  const pg = () => (pgDir ? postgresPids(pgDir) : []);
+  const pg0 = new Map(pg().map((p) => [p, secs(p)]));
+  const w0 = secs(workerPid);
+  const r0 = secs(receiverPid);
+  const j0 = cpuJiffies();
+  const t0 = performance.now();
+  return () => {
+    const el = (performance.now() - t0) / 1000;
+    // (a backend born in the interval counts whole)
+    const pgUsed = pg().reduce((a, p) => a + Math.max(0, secs(p) - (pg0.get(p) ?? 0)), 0);
+    const j1 = cpuJiffies();
+    const worker = ((secs(workerPid) - w0) / el) * 100;
+    const receiver = ((secs(receiverPid) - r0) / el) * 100;
+    const postgres = pgDir ? (pgUsed / el) * 100 : undefined;
+    const machine = j0 && j1 ? (j1.busy - j0.busy) / el : undefined;
+    return { worker, receiver, postgres, other: machine === undefined || postgres === undefined ? undefined : Math.max(0, machine - worker - receiver - postgres) };
+  };
+}
+
+const cpuText = (c: CpuUse) => `CPU % worker / receiver / postgres / other ${[c.worker, c.receiver, c.postgres, c.other].map((x) => (x === undefined ? '?' : fmt.int(x))).join(' / ')}`;
+/** CPU per delivery (µs of one core): what a loaded box changes least. */
+const perDeliveryText = (b: { cpu: CpuUse; perS: number }) =>
+  `CPU µs per delivery: worker ${fmt.int((b.cpu.worker / 100 / b.perS) * 1e6)}, receiver ${fmt.int((b.cpu.receiver / 100 / b.perS) * 1e6)}, postgres ${b.cpu.postgres === undefined ? '?' : fmt.int((b.cpu.postgres / 100 / b.perS) * 1e6)}`;
+
+/** How busy all CPUs are over `ms` (0–1), before anything of ours runs. */
+async function busyShare(ms: number): Promise<number | undefined> {
+  const a = cpuJiffies();
+  await sleep(ms);
+  const b = cpuJiffies();
+  return a && b && b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : undefined;
 }
 
 export async function runDeliveryBench(o: DeliveryBenchOptions): Promise<Record<string, unknown>> {
@@ -54,6 +132,8 @@ export async function runDeliveryBench(o: DeliveryBenchOptions): Promise<Record<
   let sql: postgres.Sql | undefined;
   let receiver: Child | undefined;
   let worker: ReturnType<typeof startTaskhook> | undefined;
+  const busyBefore = await busyShare(1_000);
+  const loadBefore = os.loadavg();
   try {
     if (o.tsx) gatewayEntry.script = path.join(ROOT, 'bin', 'taskhook.js');
     else {
@@ -72,6 +152,7 @@ export async function runDeliveryBench(o: DeliveryBenchOptions): Promise<Record<
       embedded = await startEmbedded(path.join(tmp, 'pg'), () => {});
       url = embedded.url;
     }
+    const pgDir = embedded ? path.join(tmp, 'pg', 'pg') : undefined;
     await runMigrations(url);
     sql = postgres(url, { max: 4, onnotice: () => {} });
     receiver = await startTsChild('receiver.ts', ['--ports', String(ORIGINS)], { TASKHOOK_SIGNING_SECRET: secret }, { echo: o.verbose });
@@ -165,47 +246,73 @@ export async function runDeliveryBench(o: DeliveryBenchOptions): Promise<Record<
       const [{ due }] = (await db`
         update deliveries set next_attempt_at = now() where watch_id like ${'wat_' + prefix + '%'} and status = 'pending'
         returning extract(epoch from now())::float8 * 1000 as due`) as unknown as [{ due: number }];
+      const meter = cpuMeter(worker!.proc.pid!, receiver!.pid, pgDir);
       await waitCount(prefix, burstN, 600_000);
+      const cpu = meter();
       const arr = Object.values(await arrivals(prefix)).sort((a, b) => a - b);
       const spanMs = arr[arr.length - 1]! - due;
       const lag = dist(arr.map((a) => a - due));
       const perS = Math.round((burstN / spanMs) * 1000);
-      log(`  ${fmt.int(perS)} deliveries/s (${fmt.int(burstN)} in ${fmt.ms(spanMs)})`);
-      return { origins: originCount, count: burstN, spanMs, perS, lag };
+      log(`  ${fmt.int(perS)} deliveries/s (${fmt.int(burstN)} in ${fmt.ms(spanMs)}); ${cpuText(cpu)}`);
+      return { origins: originCount, count: burstN, spanMs, perS, lag, cpu };
     }
 
-    /** `rate` webhooks a second for `seconds` to one URL; returns each one's outbox write → arrival. */
-    async function trickle(label: string, targetUrl: string, rate: number, seconds: number): Promise<Dist> {
-      const prefix = `${label}-`;
+    /** The ceiling: signed POSTs from undici straight to the receiver (bench/raw-post.ts), in the same run. */
+    async function raw(originCount: number): Promise<Raw> {
+      const child = await startTsChild(
+        'raw-post.ts',
+        ['--urls', origins.slice(0, originCount).join(','), '--concurrency', String(RAW_CONCURRENCY), '--duration', o.quick ? '1.5' : '3', '--receiver-pid', String(receiver!.pid)],
+        { TASKHOOK_SIGNING_SECRET: secret },
+        { readyTimeoutMs: 60_000 },
+      );
+      const r = child.ready as Omit<Raw, 'origins'>;
+      await child.stop('SIGTERM', 5_000);
+      log(`  raw ${originCount} origin(s): ${fmt.int(r.postPerS)} POST/s (p50 ${fmt.ms(r.latency.p50)}, p99 ${fmt.ms(r.latency.p99)}); CPU % client / receiver / other ${fmt.int(r.cpu.client)} / ${fmt.int(r.cpu.receiver)} / ${fmt.int(Math.max(0, r.cpu.machine - r.cpu.client - r.cpu.receiver))}`);
+      return { origins: originCount, ...r };
+    }
+
+    /**
+     * `rate` webhooks a second for `seconds` to each URL, all in the same window; returns,
+     * per URL, each one's outbox write → arrival.
+     */
+    async function trickles(label: string, targetUrls: string[], rate: number, seconds: number): Promise<Dist[]> {
       const tick = 50;
       const perTick = Math.max(1, Math.round((rate * tick) / 1000));
       const ticks = Math.round((seconds * 1000) / tick);
+      const prefixes = targetUrls.map((_, k) => `${label}${k}-`);
       for (let t = 0; t < ticks; t++) {
         const started = Date.now();
-        await enqueue(`${prefix}${t}-`, perTick, () => targetUrl, 0);
+        for (let k = 0; k < targetUrls.length; k++) await enqueue(`${prefixes[k]}${t}-`, perTick, () => targetUrls[k]!, 0);
         await sleep(Math.max(0, tick - (Date.now() - started)));
       }
-      await waitCount(prefix, ticks * perTick, 60_000);
-      return dist(await lagsOf(prefix));
+      const out: Dist[] = [];
+      for (const prefix of prefixes) {
+        await waitCount(prefix, ticks * perTick, 60_000);
+        out.push(dist(await lagsOf(prefix)));
+      }
+      return out;
     }
+    const trickle = async (label: string, targetUrl: string, rate: number, seconds: number) => (await trickles(label, [targetUrl], rate, seconds))[0]!;
 
     const results: Record<string, unknown> = {};
     // warm the connections and the JIT
     await trickle('warm', `${origins[0]}/warm`, 200, 1);
+    log(`raw ceiling: undici → receiver, ${RAW_CONCURRENCY} in flight per origin, no database`);
+    const rawOne = await raw(1);
+    const rawFour = await raw(ORIGINS);
     const oneOrigin = await burst('b1', 1);
     const fourOrigins = await burst('b4', ORIGINS);
     log('trickle: 500 webhooks/s for 5 s to one URL (outbox write → 2xx)');
     const steady = await trickle('steady', `${origins[1]}/steady`, 500, 5);
     log(`  p50 ${fmt.ms(steady.p50)}, p99 ${fmt.ms(steady.p99)}`);
 
-    log('healthy URL on an idle host: 100/s for 5 s');
-    const idle = await trickle('idle', `${origins[2]}/ok`, 100, 5);
-    log(`  p50 ${fmt.ms(idle.p50)}, p99 ${fmt.ms(idle.p99)}`);
-    log('the same beside a hanging URL on the same host:port (60 webhooks never answered)');
+    // Both at once, so both see the same box: on a loaded one, noise between two windows
+    // a few seconds apart was more than the difference measured (p99s of ~60 ms).
+    log('healthy URLs, 100/s each for 5 s in the same window: one on an idle host, one beside a hanging URL (60 webhooks never answered) on the same host:port');
     await enqueue('hang-', 60, () => `${origins[2]}/hang/zap`, 0);
     await sleep(500);
-    const beside = await trickle('beside', `${origins[2]}/ok2`, 100, 5);
-    log(`  p50 ${fmt.ms(beside.p50)}, p99 ${fmt.ms(beside.p99)}`);
+    const [idle, beside] = (await trickles('healthy', [`${origins[3]}/ok`, `${origins[2]}/ok2`], 100, 5)) as [Dist, Dist];
+    log(`  idle host p50 ${fmt.ms(idle.p50)}, p99 ${fmt.ms(idle.p99)}; beside the hanging URL p50 ${fmt.ms(beside.p50)}, p99 ${fmt.ms(beside.p99)}`);
 
     const [sizes] = await db<{ bytes: number; n: number }[]>`
       select (pg_total_relation_size('deliveries') + pg_total_relation_size('event_bodies') + pg_total_relation_size('delivery_attempts'))::float8 as bytes,
@@ -213,6 +320,9 @@ export async function runDeliveryBench(o: DeliveryBenchOptions): Promise<Record<
     const perDelivery = Math.round(sizes!.bytes / sizes!.n);
     const stats = await getJson<{ duplicates: number; rejected: number }>(`${control}/stats`);
 
+    results.machine = { cores: os.cpus().length, cpu: os.cpus()[0]?.model, loadavgBefore: loadBefore, busyBefore };
+    results.rawOneOrigin = rawOne;
+    results.rawFourOrigins = rawFour;
     results.burstOneOrigin = oneOrigin;
     results.burstFourOrigins = fourOrigins;
     results.steady = steady;
@@ -224,9 +334,14 @@ export async function runDeliveryBench(o: DeliveryBenchOptions): Promise<Record<
     const ratio = beside.p99 / Math.max(1, idle.p99);
     const L: string[] = [];
     L.push('');
-    L.push(`Delivery bench (one worker process; loaded box figures are ratios at best)`);
-    L.push(`  burst ${fmt.int(burstN)}, 1 origin × ${URLS_PER_ORIGIN} URLs:   ${fmt.int(oneOrigin.perS)} deliveries/s   (write → 2xx p50 ${fmt.ms(oneOrigin.lag.p50)}, p99 ${fmt.ms(oneOrigin.lag.p99)})`);
-    L.push(`  burst ${fmt.int(burstN)}, ${ORIGINS} origins × ${URLS_PER_ORIGIN} URLs:  ${fmt.int(fourOrigins.perS)} deliveries/s   (write → 2xx p50 ${fmt.ms(fourOrigins.lag.p50)}, p99 ${fmt.ms(fourOrigins.lag.p99)})`);
+    const busy = busyBefore === undefined ? '?' : `${Math.round(busyBefore * 100)} %`;
+    L.push(`Delivery bench, ${new Date().toISOString()} (one worker process; loaded box figures are ratios at best)`);
+    L.push(`  machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')} and ${busy} busy before the start`);
+    L.push(`  raw ceiling, 1 origin (undici → receiver, no db):  ${fmt.int(rawOne.postPerS)} POST/s   CPU % client / receiver ${fmt.int(rawOne.cpu.client)} / ${fmt.int(rawOne.cpu.receiver)}`);
+    L.push(`  raw ceiling, ${ORIGINS} origins:                        ${fmt.int(rawFour.postPerS)} POST/s   CPU % client / receiver ${fmt.int(rawFour.cpu.client)} / ${fmt.int(rawFour.cpu.receiver)}`);
+    L.push(`  burst ${fmt.int(burstN)}, 1 origin × ${URLS_PER_ORIGIN} URLs:   ${fmt.int(oneOrigin.perS)} deliveries/s   (write → 2xx p50 ${fmt.ms(oneOrigin.lag.p50)}, p99 ${fmt.ms(oneOrigin.lag.p99)}; ${cpuText(oneOrigin.cpu)})`);
+    L.push(`  burst ${fmt.int(burstN)}, ${ORIGINS} origins × ${URLS_PER_ORIGIN} URLs:  ${fmt.int(fourOrigins.perS)} deliveries/s   (write → 2xx p50 ${fmt.ms(fourOrigins.lag.p50)}, p99 ${fmt.ms(fourOrigins.lag.p99)}; ${cpuText(fourOrigins.cpu)})`);
+    L.push(`    ${perDeliveryText(oneOrigin)} (1 origin); ${perDeliveryText(fourOrigins).replace('CPU µs per delivery: ', '')} (${ORIGINS} origins)`);
     L.push(`  steady 500/s, outbox write → 2xx:  p50 ${fmt.ms(steady.p50)}, p99 ${fmt.ms(steady.p99)}`);
     L.push(`  healthy URL lag, idle host:        p50 ${fmt.ms(idle.p50)}, p99 ${fmt.ms(idle.p99)}`);
     L.push(`  … beside a hanging URL, same host: p50 ${fmt.ms(beside.p50)}, p99 ${fmt.ms(beside.p99)}   (${ratio.toFixed(2)}× idle p99)`);

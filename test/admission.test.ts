@@ -2,7 +2,7 @@
 // fair hand-over of a host's slots; and what an answer means for its URL and host.
 import { describe, expect, it } from 'vitest';
 import { admitClaim, capsFor, claimCapsFor, FairSlots, Ledger, mayStart, type Lane } from '../src/delivery/admission.js';
-import { EndpointHealth, hostIsDown, judgeAttempt, RETRY_AFTER_MAX_MS } from '../src/delivery/health.js';
+import { circuitGate, EndpointHealth, hostIsDown, judgeAttempt, RETRY_AFTER_MAX_MS, slotLimit } from '../src/delivery/health.js';
 import type { SendResult } from '../src/delivery/send.js';
 
 const H = 'https://hooks.example.com:443';
@@ -45,7 +45,7 @@ describe('mayStart', () => {
 
 describe('admitClaim (the claim statement’s rule)', () => {
   // claim-ahead: host 16, URL 8, tenant-on-host 12 (twice what one alone on its host may send: 4, 6)
-  const caps = claimCapsFor(capsFor(8), 100);
+  const caps = claimCapsFor(capsFor(8), 100, 2);
   const rows = (specs: Array<[string, string, string?]>) => specs.map(([t, p, h], i) => ({ ...lane(t, p, h), i }));
   it('a URL gets at most ½ of the host’s claims; the rest goes to other URLs and tenants', () => {
     const cands = rows([...Array(20).fill(['a', 'hang']), ['b', 'ok'], ['b', 'ok']]);
@@ -68,7 +68,7 @@ describe('admitClaim (the claim statement’s rule)', () => {
     expect(admitClaim(cands, new Ledger(), caps)).toHaveLength(16); // each its URL's 8
   });
   it('the per-tenant cap spans hosts', () => {
-    const few = claimCapsFor(capsFor(8), 3);
+    const few = claimCapsFor(capsFor(8), 3, 2);
     const cands = rows([['a', 'x', 'https://one:443'], ['a', 'x', 'https://two:443'], ['a', 'x', 'https://three:443'], ['a', 'x', 'https://four:443'], ['b', 'x']]);
     expect(admitClaim(cands, new Ledger(), few).map((r) => r.tenant)).toEqual(['a', 'a', 'a', 'b']);
   });
@@ -220,5 +220,59 @@ describe('EndpointHealth', () => {
     expect(h.record(l, { kind: 'failure', error: 'boom' }, 2).changed).toBeUndefined();
     expect(h.record(l, { kind: 'success' }, 3).changed).toEqual({ state: 'healthy', openUntil: null, error: null });
     expect(h.record(l, { kind: 'ignore' }, 4)).toEqual({});
+  });
+});
+
+describe('half-open circuits (one probe when a circuit re-closes, not the whole backlog)', () => {
+  it.each([
+    [0, 100, { kind: 'closed' }, Infinity], // never opened, or closed by an answer
+    [150, 100, { kind: 'open', ms: 50 }, Infinity], // open: its requests are handed back unsent, they don't queue for a slot
+    [100, 100, { kind: 'half-open' }, 1], // its time has come: one probe
+    [40, 100, { kind: 'half-open' }, 1], // and stays half open until an answer says otherwise
+  ])('opened until %i, now %i → %j, slot limit %s', (openedUntil, now, gate, limit) => {
+    expect(circuitGate(openedUntil, now)).toEqual(gate);
+    expect(slotLimit(circuitGate(openedUntil, now))).toBe(limit);
+  });
+
+  const openUrl = (h: EndpointHealth, l: Lane, at = 0) => {
+    for (let i = 0; i < 5; i++) h.record(l, { kind: 'failure', error: 'x' }, at);
+  };
+
+  it.each([
+    ['a 2xx closes it', { kind: 'success' } as const, { kind: 'closed' }, true],
+    ['a failure opens it again, for twice as long', { kind: 'failure', error: 'x' } as const, { kind: 'open', ms: 60_000 }, undefined],
+    ['Retry-After opens it for that long', { kind: 'retry-after', ms: 5_000 } as const, { kind: 'open', ms: 5_000 }, undefined],
+    ['a paused process says nothing: still one probe', { kind: 'ignore' } as const, { kind: 'half-open' }, undefined],
+  ])("the probe's answer: %s", (_, judgement, gate, closed) => {
+    const h = new EndpointHealth();
+    const l = lane('a', 'flaky');
+    openUrl(h, l);
+    expect(h.gate(l.url, 29_999)).toEqual({ kind: 'open', ms: 1 });
+    expect(h.gate(l.url, 30_000)).toEqual({ kind: 'half-open' });
+    const actions = h.record(l, judgement, 30_000);
+    expect(actions.closed).toBe(closed);
+    expect(h.gate(l.url, 30_000)).toEqual(gate);
+  });
+
+  it('a circuit that never opened is not half open after failures below the threshold', () => {
+    const h = new EndpointHealth();
+    const l = lane('a', 'wobbly');
+    for (let i = 0; i < 4; i++) h.record(l, { kind: 'failure', error: 'x' }, i);
+    expect(h.gate(l.url, 10)).toEqual({ kind: 'closed' });
+  });
+
+  it('FairSlots: one probe in flight; the rest start when the circuit closes', async () => {
+    let limit = 1;
+    const slots = new FairSlots(capsFor(32), (url) => (url.endsWith('/flaky') ? limit : Infinity));
+    const log: string[] = [];
+    const l = lane('a', 'flaky');
+    for (let i = 0; i < 5; i++) void slots.acquire(l).then(() => log.push(`flaky${i}`));
+    void slots.acquire(lane('a', 'fine')).then(() => log.push('fine'));
+    await new Promise((r) => setImmediate(r));
+    expect(log).toEqual(['flaky0', 'fine']); // the probe; another URL of the host is not held up
+    limit = Infinity; // the probe's answer closed it
+    slots.wake(H);
+    await new Promise((r) => setImmediate(r));
+    expect(log).toEqual(['flaky0', 'fine', 'flaky1', 'flaky2', 'flaky3', 'flaky4']);
   });
 });

@@ -101,8 +101,8 @@ export function mayStart(
 
 /**
  * The claim's limits: how many rows this process may hold leased per key (sending or
- * waiting for a send slot). Twice the in-flight caps, so the next requests are leased
- * and waiting when a slot frees rather than a claim round trip later.
+ * waiting for a send slot): `ahead` times the in-flight caps, so the next requests are
+ * leased and waiting when a slot frees rather than a claim round trip later.
  */
 export interface ClaimCaps {
   perHost: number;
@@ -111,9 +111,20 @@ export interface ClaimCaps {
   perTenant: number;
 }
 
-export function claimCapsFor(caps: Caps, perTenant: number): ClaimCaps {
+/**
+ * How far the deliverer claims ahead of its send slots (× the caps). The loop claims again
+ * when a key's claimed rows fall to half of this (worker.ts, releaseClaim), so what is left
+ * must outlast a claim's round trip: 2× left 12 rows of one host's 24 slots — one round
+ * trip of the receiver — to cover a claim of 5–40 ms, and a one-origin burst drained at
+ * ~530/s, most of it waiting for claims (bench/README.md, "The delivery bench"). At 8× the
+ * half left is 4 × the slots. A hanging URL holds no more of its host's claims than before
+ * in proportion (¼, ½), and what it claims and can't send in time is handed back unsent.
+ */
+export const CLAIM_AHEAD = 8;
+
+export function claimCapsFor(caps: Caps, perTenant: number, ahead = CLAIM_AHEAD): ClaimCaps {
   // (per URL and tenant-on-host, what one alone may send: the send slots apply the shared caps)
-  return { perHost: caps.perHost * 2, perUrl: caps.aloneUrl * 2, perTenantHost: caps.aloneTenant * 2, perTenant };
+  return { perHost: caps.perHost * ahead, perUrl: caps.aloneUrl * ahead, perTenantHost: caps.aloneTenant * ahead, perTenant };
 }
 
 /**
@@ -149,7 +160,14 @@ export class FairSlots {
   /** per host: requests in flight or waiting, by URL and by tenant (who else has work here?) */
   private readonly active = new Map<string, { urls: Tally; tenants: Tally; nUrls: number; nTenants: number }>();
 
-  constructor(readonly caps: Caps) {}
+  /**
+   * `urlLimit`: a further limit per URL, asked each time (the circuit's gate, health.ts:
+   * one probe while half open); after it rises, wake() its host.
+   */
+  constructor(
+    readonly caps: Caps,
+    private readonly urlLimit: (url: string) => number = () => Infinity,
+  ) {}
 
   private activity(host: string) {
     let a = this.active.get(host);
@@ -176,6 +194,7 @@ export class FairSlots {
 
   private fits(l: Lane): boolean {
     const a = this.active.get(l.host);
+    if (this.inFlight.url.get(l.url) >= this.urlLimit(l.url)) return false;
     return mayStart(
       { host: this.inFlight.host.get(l.host), url: this.inFlight.url.get(l.url), tenantHost: this.inFlight.tenantHost.get(tenantHostKey(l)) },
       { urls: (a?.nUrls ?? 0) > 1, tenants: (a?.nTenants ?? 0) > 1 },
@@ -204,6 +223,11 @@ export class FairSlots {
     this.inFlight.remove(l);
     this.leave(l);
     this.serve(l.host);
+  }
+
+  /** A limit rose (a circuit closed): hand the host's free slots to its waiters. */
+  wake(host: string): void {
+    this.serve(host);
   }
 
   /** Hands free slots of `host` to waiters: next tenant in rotation, its next URL in rotation, that fits. */

@@ -41,6 +41,28 @@ export function hostIsDown(openUrls: number, attemptedUrls: number, minOpen = HO
   return openUrls >= minOpen && openUrls * 2 > attemptedUrls;
 }
 
+/**
+ * What a URL's circuit lets through now, from when it last opened until (0: it has not, or
+ * an answer closed it since). Once that time passes the circuit is half open: one probe,
+ * not the URL's whole backlog at once (seen in a chaos soak: a receiver that came back
+ * met every deferred webhook of the URL in the same second), until an answer closes it
+ * or a failure opens it again for twice as long. (Pure.)
+ */
+export type Gate = { kind: 'closed' } | { kind: 'open'; ms: number } | { kind: 'half-open' };
+export function circuitGate(openedUntil: number, now: number): Gate {
+  if (openedUntil <= 0) return { kind: 'closed' };
+  if (openedUntil > now) return { kind: 'open', ms: openedUntil - now };
+  return { kind: 'half-open' };
+}
+/**
+ * A further limit on the requests a URL may have in flight, from its gate: one probe while
+ * half open, else none (the caps apply). An open circuit is no limit here: its requests take
+ * a slot only to be handed back unsent at once (worker.ts), and must not queue for one. (Pure.)
+ */
+export function slotLimit(g: Gate): number {
+  return g.kind === 'half-open' ? 1 : Infinity;
+}
+
 export type EndpointState = 'healthy' | 'failing' | 'open';
 
 /** What the deliverer must do after recording an attempt. */
@@ -49,6 +71,8 @@ export interface HealthActions {
   deferUrlMs?: number;
   /** push the whole host's queue past this many ms (most of its URLs are open) */
   deferHostMs?: number;
+  /** an answer closed the URL's half-open circuit: its waiting requests may start */
+  closed?: boolean;
   /** the URL's state changed (for the endpoint listing and metrics) */
   changed?: { state: EndpointState; openUntil: number | null; error: string | null };
 }
@@ -75,6 +99,11 @@ export class EndpointHealth {
     return Math.max(this.urls.openFor(l.url, now), this.hosts.openFor(l.host, now));
   }
 
+  /** The URL's circuit now (see circuitGate). */
+  gate(url: string, now: number): Gate {
+    return circuitGate(this.urls.openedUntil(url), now);
+  }
+
   /** Circuits open now, URLs and hosts (the gauge). */
   openCount(now: number): { urls: number; hosts: number } {
     let urls = 0;
@@ -89,6 +118,7 @@ export class EndpointHealth {
     const actions: HealthActions = {};
     let open = false;
     if (j.kind === 'success') {
+      if (this.urls.openedUntil(l.url) > 0) actions.closed = true;
       this.urls.success(l.url);
       this.hosts.success(l.host);
     } else if (j.kind === 'retry-after') {

@@ -45,9 +45,14 @@ export interface ClaimedDelivery {
  * claims again with those keys excluded (`<> all(…)`), so reading goes further down the
  * queue and one backlog at the head can't hide everyone else's deliveries. The rule is
  * admission.ts's admitClaim, in SQL: a row fits if its rank within each key is within
- * that key's room.
+ * that key's room. Of the rows that fit, it takes them in queue order while their bodies
+ * add up to at most `budgetBytes` (the first always), so what a process holds in memory
+ * is bounded in bytes, not only in rows (an answer may be 1 MiB, watched 200 times).
  */
-export async function claimDeliveries(sql: Sql, o: { limit: number; leaseMs: number; caps: ClaimCaps; held: Ledger; worker?: number | null }): Promise<ClaimedDelivery[]> {
+export async function claimDeliveries(
+  sql: Sql,
+  o: { limit: number; leaseMs: number; caps: ClaimCaps; held: Ledger; budgetBytes?: number; worker?: number | null },
+): Promise<ClaimedDelivery[]> {
   const { caps, held } = o;
   const room = (entries: Array<[string, number]>) => [entries.map(([k]) => k), entries.map(([, n]) => n)] as const;
   const [hk, hn] = room(held.host.entries());
@@ -61,7 +66,9 @@ export async function claimDeliveries(sql: Sql, o: { limit: number; leaseMs: num
       -- this waits for the sweep and claims nothing
       select id from workers where id = ${o.worker ?? null}::bigint and dead_at is null for share
     ), c as (
-      select id, endpoint, callback_url, tenant_id, tenant_id || ' ' || coalesce(endpoint, '') as tenant_host, next_attempt_at
+      select id, endpoint, callback_url, tenant_id, tenant_id || ' ' || coalesce(endpoint, '') as tenant_host, next_attempt_at,
+             -- (octet_length of a stored body reads its size from the TOAST header; a composed body is a little longer)
+             coalesce((select octet_length(b.data) from event_bodies b where b.id = deliveries.body_id), octet_length(payload)) as bytes
         from deliveries
        where status = 'pending' and next_attempt_at <= now()
          and (${o.worker ?? null}::bigint is null or exists (select 1 from me))
@@ -73,7 +80,7 @@ export async function claimDeliveries(sql: Sql, o: { limit: number; leaseMs: num
        limit ${o.limit}
        for update skip locked
     ), ranked as (
-      select c.id,
+      select c.id, c.bytes, c.next_attempt_at,
              row_number() over (partition by c.endpoint order by c.next_attempt_at, c.id) <= ${caps.perHost} - coalesce(h.n, 0)
          and row_number() over (partition by c.callback_url order by c.next_attempt_at, c.id) <= ${caps.perUrl} - coalesce(u.n, 0)
          and row_number() over (partition by c.tenant_host order by c.next_attempt_at, c.id) <= ${caps.perTenantHost} - coalesce(th.n, 0)
@@ -83,6 +90,11 @@ export async function claimDeliveries(sql: Sql, o: { limit: number; leaseMs: num
         left join unnest(${uk as string[]}::text[], ${un as number[]}::int[]) as u(k, n) on u.k = c.callback_url
         left join unnest(${thk as string[]}::text[], ${thn as number[]}::int[]) as th(k, n) on th.k = c.tenant_host
         left join unnest(${tk as string[]}::text[], ${tn as number[]}::int[]) as t(k, n) on t.k = c.tenant_id
+    ), taken as (
+      select id from (
+        select id, sum(bytes) over (order by next_attempt_at, id) - bytes as before from ranked where fits
+      ) f
+       where before < greatest(${o.budgetBytes ?? Number.MAX_SAFE_INTEGER}::float8, 1)
     )
     update deliveries d
        set lease_token = gen_random_uuid(), leased_by = ${o.worker ?? null}::bigint,
@@ -90,8 +102,8 @@ export async function claimDeliveries(sql: Sql, o: { limit: number; leaseMs: num
            attempts = d.attempts + 1,
            composed_claims = d.composed_claims + 1, -- (see migrations/0009_event_bodies.sql: older releases can't claim composed rows)
            updated_at = now()
-      from ranked r
-     where d.id = r.id and r.fits
+      from taken r
+     where d.id = r.id
     returning d.id, d.tenant_id, d.watch_id, d.terminal, d.callback_url, d.endpoint, ${bodySql(sql)} as payload, d.retry_step, d.lease_token,
               d.delivered_at is null as first_delivery, (select count(*) from c)::int as seen`;
 }

@@ -15,8 +15,8 @@ import type { TenantDirectory } from '../tenancy/directory.js';
 import type { Logger } from '../log.js';
 import { completedAtSeconds, type Metrics } from '../metrics.js';
 import type { Sender, SendResult } from './send.js';
-import { capsFor, claimCapsFor, FairSlots, Ledger, type Lane } from './admission.js';
-import { EndpointHealth, judgeAttempt } from './health.js';
+import { capsFor, claimCapsFor, FairSlots, Ledger, tenantHostKey, type Lane } from './admission.js';
+import { EndpointHealth, judgeAttempt, slotLimit, type HealthActions } from './health.js';
 import { ATTEMPT_MESSAGES, DELIVERY_OUTCOMES, recordFor } from './decide.js';
 import { claimDeliveries, completeDeliveries, deferQueued, handBackDeliveries, recordEndpointHealth, type ClaimedDelivery, type Completion, type HandBack } from './sql.js';
 
@@ -67,12 +67,36 @@ export interface DelivererOptions {
 const SLOT_GRACE_MS = 500;
 /** Claim rounds per claim: each skips the keys the previous one found full. */
 const CLAIM_ROUNDS = 8;
+/** The loop's sizes, named once (each measured: bench/README.md, "The delivery bench"). */
+export const DELIVERY_TUNING = {
+  /** rows held at once (claimed: waiting for a slot, sending, being recorded), all keys together */
+  maxInFlight: 1024,
+  /** rows one claim statement reads at most */
+  batchSize: 200,
+  /** bytes of webhook bodies held at once: a claim takes rows while they fit (the first always) */
+  maxHeldBytes: 64 * 1024 * 1024,
+  /**
+   * At most one claim round past full keys that finds nothing, per this long: such a round
+   * reads the queue past their rows — all of a one-host burst's backlog, to find nothing —
+   * and the loop did one 15 ms after every partly full claim.
+   */
+  deepScanEveryMs: 100,
+  /**
+   * The sleep after an empty claim. A webhook written by this process's poller wakes the
+   * loop at once; one written by another worker's poller (or due after a retry delay)
+   * waits for this. At 250 ms it alone was the write → 2xx p99 (bench: p50 ~130 ms);
+   * an empty claim costs Postgres well under a millisecond, 20 a second is noise.
+   */
+  idleMs: 50,
+} as const;
 
 interface Job extends ClaimedDelivery {
   lane: Lane;
   claimedAt: number;
   /** the worker id it was claimed under (null: no liveness given) */
   worker: number | null;
+  /** ~ its body's size (UTF-16 units), for the held-bytes budget */
+  bytes: number;
 }
 
 const laneOf = (d: ClaimedDelivery): Lane => ({
@@ -87,15 +111,19 @@ export function createDeliverer(o: DelivererOptions) {
   const now = o.now ?? Date.now;
   const fault = o.fault ?? noFaults;
   const metrics = o.metrics;
-  const maxInFlight = o.maxInFlight ?? 256;
+  const maxInFlight = o.maxInFlight ?? DELIVERY_TUNING.maxInFlight;
   const caps = capsFor(o.perHost ?? 32, { perUrl: o.perUrl, perTenantHost: o.perTenantHost });
   const claimCaps = claimCapsFor(caps, o.perTenant ?? Math.max(1, Math.floor(maxInFlight / 2)));
-  const slots = new FairSlots(caps);
   const health = o.health ?? new EndpointHealth();
+  // (a URL whose circuit is half open sends one probe at a time: health.ts, circuitGate)
+  const slots = new FairSlots(caps, (url) => slotLimit(health.gate(url, now())));
   metrics?.openCircuitsFrom(() => health.openCount(now()));
   /** rows this process holds leased (sending or waiting for a send slot), by key */
   const leased = new Ledger();
   const holding = new Set<Job>();
+  let heldBytes = 0;
+  /** no claim round past full keys before this (see DELIVERY_TUNING.deepScanEveryMs) */
+  let deepQuietUntil = 0;
   const completions = new BatchWriter<Completion, boolean>(async (rows) => {
     const kept = await completeDeliveries(sql, rows);
     return rows.map((r) => kept.has(r.id));
@@ -110,8 +138,8 @@ export function createDeliverer(o: DelivererOptions) {
     work,
     release: (jobs) => Promise.all(jobs.map((j) => handBack(j, 0))).then(() => undefined),
     maxInFlight,
-    batchSize: o.batchSize ?? 100,
-    idleMs: o.idleMs ?? 250,
+    batchSize: o.batchSize ?? DELIVERY_TUNING.batchSize,
+    idleMs: o.idleMs ?? DELIVERY_TUNING.idleMs,
     log,
   });
 
@@ -120,20 +148,42 @@ export function createDeliverer(o: DelivererOptions) {
     const worker = o.worker ? o.worker() : null;
     if (o.worker && worker === null) return claimed; // not alive (yet, or any more): claim nothing
     for (let round = 0; round < CLAIM_ROUNDS && claimed.length < limit; round++) {
-      const rows = await claimDeliveries(sql, { limit: limit - claimed.length, leaseMs, caps: claimCaps, held: leased, worker });
+      if (heldBytes >= DELIVERY_TUNING.maxHeldBytes && holding.size > 0) break;
+      const deep = anyFull();
+      if (deep && now() < deepQuietUntil) break;
+      const rows = await claimDeliveries(sql, {
+        limit: limit - claimed.length,
+        leaseMs,
+        caps: claimCaps,
+        held: leased,
+        budgetBytes: DELIVERY_TUNING.maxHeldBytes - heldBytes,
+        worker,
+      });
       const at = now();
       for (const r of rows) {
-        const job: Job = { ...r, lane: laneOf(r), claimedAt: at, worker };
+        const job: Job = { ...r, lane: laneOf(r), claimedAt: at, worker, bytes: r.payload.length };
         leased.add(job.lane);
         holding.add(job);
+        heldBytes += job.bytes;
         claimed.push(job);
       }
+      if (deep && rows.length === 0) deepQuietUntil = now() + DELIVERY_TUNING.deepScanEveryMs;
       // (an empty result means the locked head was empty: its first row always fits)
       const skipped = rows.length > 0 ? rows[0]!.seen - rows.length : 0;
       if (skipped === 0) break;
     }
     metrics?.claimed('deliverer', claimed.length);
     return claimed;
+  }
+
+  /** Is any key at its claim cap (the next claim round reads past its rows)? */
+  function anyFull(): boolean {
+    return (
+      leased.host.atLeast(claimCaps.perHost).length > 0 ||
+      leased.url.atLeast(claimCaps.perUrl).length > 0 ||
+      leased.tenantHost.atLeast(claimCaps.perTenantHost).length > 0 ||
+      leased.tenant.atLeast(claimCaps.perTenant).length > 0
+    );
   }
 
   /**
@@ -143,13 +193,17 @@ export function createDeliverer(o: DelivererOptions) {
    */
   function releaseClaim(job: Job) {
     if (!holding.delete(job)) return;
+    heldBytes -= job.bytes;
     leased.remove(job.lane);
     // A capped key with a backlog has room again: claim its next rows now, not after the
     // idle sleep (at half the cap, so refills come in batches while the rest is being sent).
     const l = job.lane;
+    const half = DELIVERY_TUNING.maxHeldBytes / 2;
     if (
+      (heldBytes < half && heldBytes + job.bytes >= half) ||
       leased.url.get(l.url) === claimCaps.perUrl >> 1 ||
       leased.host.get(l.host) === claimCaps.perHost >> 1 ||
+      leased.tenantHost.get(tenantHostKey(l)) === claimCaps.perTenantHost >> 1 ||
       leased.tenant.get(l.tenant) === claimCaps.perTenant >> 1
     )
       loop.wake();
@@ -208,7 +262,10 @@ export function createDeliverer(o: DelivererOptions) {
       ? await o.sender.send({ url: job.callback_url, msgId: job.id, body: job.payload, secrets: tenant.signingSecrets })
       : { outcome: { kind: 'error' as const, message: 'tenant is disabled' }, durationMs: 0, excerpt: undefined };
     const answeredAt = now();
+    // (judged before the slot is freed: a half-open circuit's next probe waits for this answer)
+    const actions = tenant ? health.record(job.lane, judgeAttempt(result, o.deliveryTimeoutMs), answeredAt) : {};
     freeSlot(result.outcome.kind === 'error' ? SLOT_GRACE_MS : 0);
+    if (actions.closed) slots.wake(job.lane.host);
     fault('delivery.after-send');
 
     const rec = recordFor(result, job.retry_step, o.retryScheduleMs, random());
@@ -233,12 +290,12 @@ export function createDeliverer(o: DelivererOptions) {
         if (completedAt !== undefined) metrics.endToEndLag(answeredAt / 1000 - completedAt);
       }
     }
-    if (tenant) await noteHealth(job, result);
+    await applyHealth(job, actions);
   }
 
-  async function noteHealth(job: Job, result: SendResult): Promise<void> {
+  /** What the answer did to the URL's health, written: deferrals of its queue (or its host's), its new state. */
+  async function applyHealth(job: Job, actions: HealthActions): Promise<void> {
     const { lane } = job;
-    const actions = health.record(lane, judgeAttempt(result, o.deliveryTimeoutMs), now());
     if (actions.deferUrlMs !== undefined) {
       const moved = await deferQueued(sql, { host: lane.host, url: lane.url, ms: actions.deferUrlMs });
       log.warn({ url: lane.url, pause_ms: actions.deferUrlMs, deliveries: moved }, 'callback URL keeps failing or asked to wait; its circuit is open');

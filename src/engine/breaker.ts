@@ -46,6 +46,14 @@ export class Breaker {
     return s && s.openUntil > now ? s.openUntil - now : 0;
   }
 
+  /**
+   * When the key's circuit last opened until (ms), while no success has closed it since;
+   * 0 if it has not opened (or a success closed it). Past `now`: the circuit is half open.
+   */
+  openedUntil(key: string): number {
+    return this.states.get(key)?.openUntil ?? 0;
+  }
+
   success(key: string): void {
     this.states.delete(key);
   }
