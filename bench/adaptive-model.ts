@@ -3,7 +3,7 @@
 // lag between a task's end and the poll that sees it. Used to pick the placement and
 // the knob (bench/README.md quotes its output); `npm run bench -- --adaptive` measures
 // the real thing end to end.
-import { curveOf, emptyHistogram, fold, type Curve, type Sample } from '../src/durations/histogram.js';
+import { curveOf, emptyHistogram, fold, survivalAt, type Curve, type Sample } from '../src/durations/histogram.js';
 import { FIRST_POLL_DELAY_MS, nextPollDelayMs, type AdaptiveTuning } from '../src/upstream/schedule.js';
 
 export interface ModelKind {
@@ -49,14 +49,31 @@ export interface Run {
   lagsS: number[];
 }
 
-/** Polls one task (ends at `durationS` after creation, registered `registerS` after) until a poll sees it. */
-export function pollOne(durationS: number, registerS: number, rand: () => number, curve: Curve | undefined, tuning: AdaptiveTuning | undefined) {
+/** Where a poll landed in its kind's true distribution: before 1 % had ended, in the body, past 99 %. */
+export type Where = 'before' | 'body' | 'tail';
+
+/**
+ * Polls one task (ends at `durationS` after creation, registered `registerS` after) until a poll sees it.
+ * `contract`: the contract's cadence as written (2 s, then every 3–6 s, no slowdown for old watches).
+ */
+export function pollOne(
+  durationS: number,
+  registerS: number,
+  rand: () => number,
+  curve: Curve | undefined,
+  tuning: AdaptiveTuning | undefined,
+  o: { contract?: boolean; truth?: Curve; where?: Record<Where, number> } = {},
+) {
   let t = registerS + FIRST_POLL_DELAY_MS / 1000;
   let polls = 0;
   for (;;) {
     polls++;
+    if (o.truth && o.where) {
+      const alive = survivalAt(o.truth, t);
+      o.where[alive > 0.99 ? 'before' : alive < 0.01 ? 'tail' : 'body']++;
+    }
     if (t >= durationS) return { polls, lagS: t - durationS };
-    const ageMs = (t - registerS) * 1000;
+    const ageMs = o.contract ? 0 : (t - registerS) * 1000;
     const delay = nextPollDelayMs(
       { kind: 'ok' },
       { ageMs, random: rand(), adaptive: tuning ? { taskAgeMs: t * 1000, progress: null, curve, tuning } : undefined },
@@ -82,21 +99,45 @@ export interface ModelPoint {
   polls: number;
   lagP50: number;
   lagP99: number;
-  perKind: Record<string, { polls: number; p50: number; p99: number }>;
+  perKind: Record<string, { polls: number; p50: number; p99: number; where: Record<Where, number> }>;
+}
+
+export interface ModelOptions {
+  /**
+   * Learn online, as the gateway does: each kind's histogram folds every task's duration
+   * with this memory (DECAY.samples; the curve is rebuilt every 5 completions), starting
+   * from a warm histogram. Undefined: one curve from 3,000 earlier tasks, no decay
+   * (the best case: what a perfectly known distribution allows).
+   */
+  memory?: number;
+  /** the contract's cadence as written instead of the fixed strategy (tuning undefined only) */
+  contract?: boolean;
+  n?: number;
 }
 
 /**
  * 20,000 tasks of the mix (10 % registered up to 40 s after submit, the rest within
  * 0.5 s), polled by `tuning` (undefined: the fixed cadence) with each kind's curve
- * learned from 3,000 earlier tasks. The same tasks and draws for every tuning.
+ * learned from earlier tasks (see ModelOptions.memory). The same tasks and draws for every tuning.
  */
-export function modelRun(tuning: AdaptiveTuning | undefined, mix = MODEL_MIX, n = 20_000): ModelPoint {
-  const curves = new Map(mix.map((k, i) => [k.name, learnedCurve(k, 3_000, 100 + i)]));
+export function modelRun(tuning: AdaptiveTuning | undefined, mix = MODEL_MIX, opts: ModelOptions = {}): ModelPoint {
+  const n = opts.n ?? 20_000;
+  const truth = new Map(mix.map((k, i) => [k.name, learnedCurve(k, 50_000, 900 + i)]));
+  const online = opts.memory !== undefined ? { samples: opts.memory, halfLifeMs: 1e15 } : undefined;
+  const hist = new Map(
+    mix.map((k, i) => {
+      const rand = seeded(100 + i);
+      const samples: Sample[] = [];
+      for (let j = 0; j < 3_000; j++) samples.push({ kind: 'completed', s: drawDuration(rand, k) });
+      const h = online ? samples.reduce((h, x) => fold(h, [x], 0, online), emptyHistogram()) : fold(emptyHistogram(), samples, 0, { samples: 1e9, halfLifeMs: 1e15 });
+      return [k.name, { h, curve: curveOf(h), since: 0 }];
+    }),
+  );
   const rand = seeded(7);
   const r2 = seeded(9);
   const lags: number[] = [];
   let polls = 0;
-  const per = new Map<string, { polls: number; lags: number[] }>();
+  const per = new Map<string, { polls: number; lags: number[]; where: Record<Where, number> }>();
   for (let i = 0; i < n; i++) {
     let x = rand();
     let k = mix[0]!;
@@ -110,11 +151,19 @@ export function modelRun(tuning: AdaptiveTuning | undefined, mix = MODEL_MIX, n 
     const d = drawDuration(rand, k);
     const reg = rand() < 0.1 ? rand() * 40 : rand() * 0.5;
     if (reg >= d) continue;
-    const r = pollOne(d, reg, r2, curves.get(k.name), tuning);
+    let e = per.get(k.name);
+    if (!e) per.set(k.name, (e = { polls: 0, lags: [], where: { before: 0, body: 0, tail: 0 } }));
+    const kh = hist.get(k.name)!;
+    const r = pollOne(d, reg, r2, kh.curve, tuning, { contract: opts.contract, truth: truth.get(k.name), where: e.where });
+    if (online) {
+      kh.h = fold(kh.h, [{ kind: 'completed', s: d }], 0, online);
+      if (++kh.since >= 5) {
+        kh.since = 0;
+        kh.curve = curveOf(kh.h);
+      }
+    }
     polls += r.polls;
     lags.push(r.lagS);
-    let e = per.get(k.name);
-    if (!e) per.set(k.name, (e = { polls: 0, lags: [] }));
     e.polls += r.polls;
     e.lags.push(r.lagS);
   }
@@ -122,7 +171,17 @@ export function modelRun(tuning: AdaptiveTuning | undefined, mix = MODEL_MIX, n 
     polls: polls / lags.length,
     lagP50: quantile(lags, 0.5),
     lagP99: quantile(lags, 0.99),
-    perKind: Object.fromEntries([...per].map(([k, v]) => [k, { polls: v.polls / v.lags.length, p50: quantile(v.lags, 0.5), p99: quantile(v.lags, 0.99) }])),
+    perKind: Object.fromEntries(
+      [...per].map(([k, v]) => [
+        k,
+        {
+          polls: v.polls / v.lags.length,
+          p50: quantile(v.lags, 0.5),
+          p99: quantile(v.lags, 0.99),
+          where: { before: v.where.before / v.lags.length, body: v.where.body / v.lags.length, tail: v.where.tail / v.lags.length },
+        },
+      ]),
+    ),
   };
 }
 

@@ -2,7 +2,7 @@
 // the watch is and a random draw, so every branch is testable without waiting.
 // Two strategies (CONTRACT §5): `fixed`, every 3–6 s (slower for old tasks), and
 // `adaptive`, which places polls where tasks of this kind end (see adaptiveDelayMs).
-import { survivalAt, timeAfterDensityStep, timeWhenSurvival, binEdgeS, type Curve } from '../durations/histogram.js';
+import { hazardAt, survivalAt, timeAfterDensityStep, timeWhenSurvival, binEdgeS, type Curve } from '../durations/histogram.js';
 
 export const FIRST_POLL_DELAY_MS = 2_000;
 /** The contract's minimum between two polls of one task (× the poll scale). */
@@ -47,7 +47,7 @@ export interface AdaptiveTuning {
    * `sqrt-hazard` (Keller: density ∝ √hazard, `step` = the G increment between polls) or
    * `ladder` (Munford–Shahani: each interval ends with probability `step`).
    */
-  placement: 'sqrt-hazard' | 'ladder';
+  placement: 'sqrt-hazard' | 'ladder' | 'threshold';
   step: number;
   /** longest gap while a task may plausibly end (s, unscaled): the lag ceiling */
   bodyGapS: number;
@@ -114,7 +114,13 @@ export function adaptiveDelayMs(a: AdaptiveTiming, scale: number): number | unde
   const next =
     tuning.placement === 'ladder'
       ? timeWhenSurvival(curve, alive * (1 - tuning.step))
-      : timeAfterDensityStep(curve, age, tuning.step * Math.sqrt(scale));
+      : tuning.placement === 'threshold'
+        ? hazardAt(curve, age) * scale >= tuning.step
+          ? age + minS
+          : alive >= 1 - tuning.bodyMass / 2
+            ? undefined
+            : age + tuning.bodyGapS * scale
+        : timeAfterDensityStep(curve, age, tuning.step * Math.sqrt(scale));
   let gap = next === undefined ? maxS : next - age;
   // Past the onset the lag ceiling applies to every gap: only the one gap that jumps to
   // where tasks of the kind start ending (nothing has ended yet) may be longer, and hold
