@@ -54,15 +54,21 @@ export class DurationCache {
   timing(tenantId: string, body: Record<string, unknown> | undefined): AdaptiveTiming | undefined {
     const tuning = this.o.tuning;
     if (!tuning || !body) return undefined;
-    const created = createdAtMs(body);
-    const kind = kindOf(body);
+    // what the answer says is read once per answer: an unchanged answer keeps its object
+    let read = this.read.get(body);
+    if (!read || read.tenantId !== tenantId) {
+      const kind = kindOf(body);
+      read = { tenantId, key: kind && kindKey(tenantId, kind), created: createdAtMs(body), progress: progressOf(body) };
+      this.read.set(body, read);
+    }
     return {
-      taskAgeMs: created === undefined ? null : this.now() - created,
-      progress: progressOf(body),
-      curve: kind && this.entries.get(kindKey(tenantId, kind))?.curve,
+      taskAgeMs: read.created === undefined ? null : this.now() - read.created,
+      progress: read.progress,
+      curve: read.key === undefined ? undefined : this.entries.get(read.key)?.curve,
       tuning,
     };
   }
+  private readonly read = new WeakMap<object, { tenantId: string; key: string | undefined; created: number | undefined; progress: number | null }>();
 
   /** The predicted completion of a running task (p50 and p90 of its kind, given its age), else null. */
   eta(tenantId: string, body: Record<string, unknown> | null | undefined): Eta | null {

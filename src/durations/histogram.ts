@@ -14,8 +14,11 @@ export const BIN_LO_S = 1 / 16;
 export const BIN_COUNT = 8 * 22;
 const RATIO = 2 ** (1 / BINS_PER_OCTAVE);
 
+/** The edges in seconds, computed once (the schedule reads them on every poll). */
+const EDGES = Float64Array.from({ length: BIN_COUNT + 1 }, (_, b) => BIN_LO_S * RATIO ** b);
+
 /** Seconds at the lower edge of bin b (b = BIN_COUNT is the upper edge of the last). */
-export const binEdgeS = (b: number): number => BIN_LO_S * RATIO ** b;
+export const binEdgeS = (b: number): number => (b >= 0 && b <= BIN_COUNT && Number.isInteger(b) ? EDGES[b]! : BIN_LO_S * RATIO ** b);
 
 export function binOf(seconds: number): number {
   if (!(seconds > BIN_LO_S)) return 0;
