@@ -187,18 +187,36 @@ export function modelRun(tuning: AdaptiveTuning | undefined, mix = MODEL_MIX, op
 
 // `npx tsx bench/adaptive-model.ts`: the sweep bench/README.md quotes.
 if (process.argv[1]?.endsWith('adaptive-model.ts') && !process.argv.includes('--cpu')) {
-  const { tuningFor } = await import('../src/durations/tuning.js');
+  const { tuningFor, DECAY } = await import('../src/durations/tuning.js');
   const fixed = modelRun(undefined);
+  const contract = modelRun(undefined, MODEL_MIX, { contract: true });
   const f = (x: number) => x.toFixed(3);
-  console.log(`fixed: ${fixed.polls.toFixed(2)} polls/task, lag p50 ${fixed.lagP50.toFixed(2)} s, p99 ${fixed.lagP99.toFixed(2)} s`);
+  const where = (p: ModelPoint) =>
+    Object.entries(p.perKind)
+      .map(([k, v]) => `  ${k.padEnd(9)} ${v.polls.toFixed(2).padStart(6)} polls/task: ${v.where.before.toFixed(2)} before 1 % had ended, ${v.where.body.toFixed(2)} in the body, ${v.where.tail.toFixed(2)} past 99 %; lag p50 ${v.p50.toFixed(2)} s p99 ${v.p99.toFixed(2)} s`)
+      .join('\n');
+  console.log(`fixed strategy: ${fixed.polls.toFixed(2)} polls/task, lag p50 ${fixed.lagP50.toFixed(2)} s, p99 ${fixed.lagP99.toFixed(2)} s (the baseline below)`);
+  console.log(where(fixed));
+  console.log(
+    `the contract's cadence as written (2 s, then 3–6 s, no slowdown for old watches): ${contract.polls.toFixed(2)} polls/task (${f(contract.polls / fixed.polls)}×), lag p50 ${contract.lagP50.toFixed(2)} s, p99 ${contract.lagP99.toFixed(2)} s`,
+  );
+  console.log(`\nlearned online with the gateway's memory (1/${DECAY.samples} per completion), requests and lag as × the fixed strategy's:`);
   console.log('placement       lag knob  requests×  lag p50×  lag p99×');
-  for (const placement of ['sqrt-hazard', 'ladder'] as const) {
-    for (const lag of [3, 3.5, 4, 5, 6, 6.5, 7, 8]) {
-      const t = { ...tuningFor(lag), placement, ...(placement === 'ladder' ? { step: Math.min(0.9, lag / 10) } : {}) };
-      const r = modelRun(t);
+  const knobs = [3, 3.5, 4, 5, 6, 6.5, 7];
+  for (const placement of ['sqrt-hazard', 'ladder', 'threshold'] as const) {
+    for (const lag of knobs) {
+      const t = { ...tuningFor(lag), placement, ...(placement === 'ladder' ? { step: Math.min(0.9, lag / 10) } : placement === 'threshold' ? { step: 0.15 } : {}) };
+      const r = modelRun(t, MODEL_MIX, { memory: DECAY.samples });
       console.log(`${placement.padEnd(15)} ${String(lag).padEnd(9)} ${f(r.polls / fixed.polls).padEnd(10)} ${f(r.lagP50 / fixed.lagP50).padEnd(9)} ${f(r.lagP99 / fixed.lagP99)}`);
     }
   }
+  for (const lag of [6.5, 3]) {
+    const r = modelRun(tuningFor(lag), MODEL_MIX, { memory: DECAY.samples });
+    console.log(`\nadaptive, lag knob ${lag} s (sqrt-hazard): ${f(r.polls / fixed.polls)}× requests, lag p50 ${f(r.lagP50 / fixed.lagP50)}× p99 ${f(r.lagP99 / fixed.lagP99)}×`);
+    console.log(where(r));
+  }
+  const best = modelRun(tuningFor(6.5));
+  console.log(`\n(a perfectly known distribution, lag knob 6.5 s: ${f(best.polls / fixed.polls)}× requests, lag p50 ${f(best.lagP50 / fixed.lagP50)}× p99 ${f(best.lagP99 / fixed.lagP99)}×)`);
 }
 
 // `npx tsx bench/adaptive-model.ts --cpu`: what the adaptive decision adds to one poll's CPU
