@@ -185,8 +185,79 @@ export function modelRun(tuning: AdaptiveTuning | undefined, mix = MODEL_MIX, op
   };
 }
 
+/**
+ * One kind whose durations change at `shiftS`, in time: tasks arrive at `perMin` a
+ * minute; each poll uses the curve learned by then; a completion is folded by the
+ * learner round (every 5 s, 2 s settle) after the poll that saw it, with the change
+ * detection (src/durations/drift.ts) and the gateway's decay. Returns, per 30 s of
+ * creation time after the shift, requests per task and lag p50 against the same tasks
+ * polled with the new distribution known (the new optimum), in windows of 2 min, and when both stay within
+ * 10 % (lag: + 0.25 s) of it for good.
+ */
+export async function shiftRun(o: { from: ModelKind; to: ModelKind; perMin: number; shiftS: number; endS: number; tuning: AdaptiveTuning; seed?: number }) {
+  const { learn } = await import('../src/durations/drift.js');
+  const { DECAY } = await import('../src/durations/tuning.js');
+  const rand = seeded(o.seed ?? 11);
+  const r2 = seeded((o.seed ?? 11) + 1);
+  // warm: an hour of the old durations
+  let h = emptyHistogram();
+  for (let i = 0; i < 600; i++) h = learn(h, [{ kind: 'completed', s: drawDuration(rand, o.from) }], 6_000, DECAY);
+  let curve = curveOf(h);
+  const optimum = learnedCurve(o.to, 3_000, 77);
+  interface T { created: number; d: number; next: number; polls: number; done: boolean; seen?: number }
+  const tasks: T[] = [];
+  for (let t = 0; t < o.endS; t += -Math.log(Math.max(1e-12, rand())) / (o.perMin / 60)) {
+    const d = drawDuration(rand, t >= o.shiftS ? o.to : o.from);
+    tasks.push({ created: t, d, next: t + FIRST_POLL_DELAY_MS / 1000, polls: 0, done: false });
+  }
+  const pending: { at: number; s: number }[] = [];
+  const end = o.endS + 1_000;
+  let alarms = 0;
+  for (let round = 0; round <= end; round += 5) {
+    // every poll due before this round, with the curve the last round left
+    for (const t of tasks) {
+      while (!t.done && t.next < round) {
+        t.polls++;
+        const age = t.next - t.created;
+        if (age >= t.d) {
+          t.done = true;
+          t.seen = t.next;
+          pending.push({ at: t.next, s: t.d });
+          break;
+        }
+        t.next += nextPollDelayMs({ kind: 'ok' }, { ageMs: age * 1000, random: r2(), adaptive: { taskAgeMs: age * 1000, progress: null, curve, tuning: o.tuning } }) / 1000;
+      }
+    }
+    const ready = pending.filter((p) => p.at <= round - 2);
+    if (ready.length) {
+      const before = h.drift?.alarms ?? 0;
+      h = learn(h, ready.map((p) => ({ kind: 'completed' as const, s: p.s })), 5_000, DECAY);
+      if ((h.drift?.alarms ?? 0) > before) alarms++;
+      curve = curveOf(h);
+      pending.splice(0, pending.length, ...pending.filter((p) => p.at > round - 2));
+    }
+  }
+  const windows: { fromS: number; requests: number; lagP50: number; optRequests: number; optLagP50: number; n: number }[] = [];
+  for (let from = o.shiftS; from < o.endS; from += 30) {
+    const sub = tasks.filter((t) => t.created >= from && t.created < from + 120 && t.done);
+    if (!sub.length) continue;
+    const opt = sub.map((t) => pollOne(t.d, 0, seeded(Math.floor(t.created * 1000)), optimum, o.tuning));
+    windows.push({
+      fromS: from - o.shiftS,
+      n: sub.length,
+      requests: sub.reduce((a, t) => a + t.polls, 0) / sub.length,
+      lagP50: quantile(sub.map((t) => t.seen! - t.created - t.d), 0.5),
+      optRequests: opt.reduce((a, r) => a + r.polls, 0) / opt.length,
+      optLagP50: quantile(opt.map((r) => r.lagS), 0.5),
+    });
+  }
+  const ok = (w: (typeof windows)[number]) => Math.abs(w.requests - w.optRequests) <= 0.1 * w.optRequests && w.lagP50 <= w.optLagP50 * 1.1 + 0.25;
+  const i = windows.findIndex((_, j) => windows.slice(j).every(ok));
+  return { windows, recoveredAfterS: i >= 0 ? windows[i]!.fromS : undefined, alarms };
+}
+
 // `npx tsx bench/adaptive-model.ts`: the sweep bench/README.md quotes.
-if (process.argv[1]?.endsWith('adaptive-model.ts') && !process.argv.includes('--cpu')) {
+if (process.argv[1]?.endsWith('adaptive-model.ts') && !process.argv.includes('--cpu') && !process.argv.includes('--shift')) {
   const { tuningFor, DECAY } = await import('../src/durations/tuning.js');
   const fixed = modelRun(undefined);
   const contract = modelRun(undefined, MODEL_MIX, { contract: true });
@@ -240,4 +311,17 @@ if (process.argv[1]?.endsWith('adaptive-model.ts') && process.argv.includes('--c
   const fixedNs = time(() => (sink += nextPollDelayMs({ kind: 'ok' }, { ageMs: 40_000, random: 0.5 })));
   const adaptiveNs = time(() => (sink += nextPollDelayMs({ kind: 'ok' }, { ageMs: 40_000, random: 0.5, adaptive: cache.timing('default', body) })));
   console.log(`schedule decision: fixed ${fixedNs.toFixed(0)} ns, adaptive (cache lookup + √hazard) ${adaptiveNs.toFixed(0)} ns per poll (${sink > 0 ? 'ok' : ''})`);
+}
+
+// `npx tsx bench/adaptive-model.ts --shift`: the image kind doubles; how soon the schedule is back at the new optimum.
+if (process.argv[1]?.endsWith('adaptive-model.ts') && process.argv.includes('--shift')) {
+  const { tuningFor } = await import('../src/durations/tuning.js');
+  const image = MODEL_MIX[1]!;
+  for (const [label, to] of [['doubles', { ...image, medianS: image.medianS * 2 }], ['halves', { ...image, medianS: image.medianS / 2 }]] as const) {
+    for (const perMin of [9, 18]) {
+      const r = await shiftRun({ from: image, to, perMin, shiftS: 600, endS: 1_500, tuning: tuningFor(6.5) });
+      console.log(`image ${label} at ${perMin}/min: ${r.alarms} alarm(s); requests and lag p50 within 10 % of the new optimum from ${r.recoveredAfterS ?? 'never'} s after the shift`);
+      console.log('  ' + r.windows.slice(0, 30).map((w) => `+${w.fromS}s ${w.requests.toFixed(1)}/${w.optRequests.toFixed(1)} req ${w.lagP50.toFixed(1)}/${w.optLagP50.toFixed(1)} s`).join(' · '));
+    }
+  }
 }
