@@ -5,11 +5,15 @@
 // Each new completion is scored against what was learned before it: u = F(s), its
 // quantile under the learned distribution. While nothing changes u is uniform on (0, 1);
 // after a shift it piles up near 1 (slower) or 0 (faster). Two one-sided CUSUMs (Page)
-// add up u − ½ beyond a slack k; when either reaches h, the old samples are all but
-// forgotten (× FORGET) and the histogram is rebuilt from the completions that made the
-// alarm — fewer than minEvents, so the kind is polled on the fixed cadence until enough
-// new ones arrive (the safe side: never later than fixed), then from the new shape.
-import { curveOf, emptyHistogram, fold, survivalAt, type Curve, type Decay, type Histogram, type Sample } from './histogram.js';
+// add up u − ½ beyond a slack k; when either reaches h, the learned shape is stretched
+// by the ratio of the alarm's completions' median to the learned median, at half its
+// weight, and those completions are added: a kind that became uniformly slower or
+// faster is scheduled from its new scale at once, and new completions correct the rest.
+// Measured (bench/adaptive-model.ts --shift, the image kind ×2): requests and lag back
+// within 10 % of the new optimum 60 s after the shift at 18 completions a minute, 120 s
+// at 9; forgetting instead (old × 0.05, the fixed cadence until 20 new completions)
+// took 180 s and 330 s.
+import { BIN_COUNT, BINS_PER_OCTAVE, curveOf, emptyHistogram, fold, survivalAt, timeWhenSurvival, type Curve, type Decay, type Histogram, type Sample } from './histogram.js';
 
 /** The detector's state, stored with the histogram (task_durations.histogram, key `d`). */
 export interface Drift {
@@ -36,10 +40,20 @@ export const DRIFT = {
    * scores, u ≈ 0.85 after a few.)
    */
   h: 2.5,
-  /** completions kept for a rebuild */
+  /** completions remembered */
   keep: 24,
+  /** of them, the latest this many of the climb are what a rebuild is made from */
+  since: 8,
   /** what is left of the old weights after an alarm */
   forget: 0.05,
+  /**
+   * On an alarm, keep the learned shape stretched by the ratio of the alarm's completions'
+   * median to the learned one (× RESCALE_WEIGHT of its weight) instead of forgetting it:
+   * a kind that gets uniformly slower or faster — the usual shift — is scheduled from
+   * its new scale at once, tail included, and the new completions correct the rest.
+   */
+  rescale: true,
+  rescaleWeight: 0.5,
   /** below this many learned completions there is nothing to test against */
   minEvents: 20,
 } as const;
@@ -48,6 +62,17 @@ export const emptyDrift = (): Drift => ({ up: 0, down: 0, recent: [], runUp: 0, 
 
 const NO_DECAY: Decay = { samples: 1e12, halfLifeMs: 1e15 };
 const scaled = (h: Histogram, f: number): Histogram => ({ events: h.events.map((w) => w * f), censored: h.censored.map((w) => w * f), drift: h.drift });
+
+/** The old histogram's weights moved by the log-ratio of medians (8 bins an octave), × rescaleWeight. */
+function rescaled(old: Histogram, curve: Curve, kept: readonly Sample[]): Histogram {
+  const learned = timeWhenSurvival(curve, 0.5);
+  const xs = kept.map((x) => x.s).sort((a, b) => a - b);
+  const recent = xs.length ? (xs[(xs.length - 1) >> 1]! + xs[xs.length >> 1]!) / 2 : undefined;
+  if (!learned || !recent || !(recent > 0)) return scaled(old, DRIFT.forget);
+  const by = Math.round(Math.log2(recent / learned) * BINS_PER_OCTAVE);
+  const move = (ws: number[]) => ws.map((_, b) => (b - by >= 0 && b - by < BIN_COUNT ? ws[b - by]! : 0) * DRIFT.rescaleWeight);
+  return { events: move(old.events), censored: move(old.censored) };
+}
 
 /** The point a completion is scored at: exact, or the middle of the interval it is known to lie in. */
 const pointOf = (x: Sample): number => (x.kind === 'completed' && x.lo !== undefined && x.lo < x.s ? (x.lo + x.s) / 2 : x.s);
@@ -82,8 +107,11 @@ export function learn(h: Histogram, samples: readonly Sample[], elapsedMs: numbe
     if (up >= DRIFT.h || down >= DRIFT.h) {
       // rebuild: the old, nearly forgotten, plus the completions of the climb
       const run = up >= DRIFT.h ? d.runUp : d.runDown;
-      const kept = d.recent.slice(-Math.min(run, DRIFT.keep)).map((t): Sample => ({ kind: 'completed', s: t }));
-      base = fold(scaled(fold(base, [], elapsed, decay), DRIFT.forget), kept, 0, NO_DECAY);
+      // (the climb may have begun on old completions that happened to score high: its last
+      // `since` are the ones surely after the change — a doubling raises h in ~8)
+      const kept = d.recent.slice(-Math.min(run, DRIFT.since)).map((t): Sample => ({ kind: 'completed', s: t }));
+      const old = fold(base, [], elapsed, decay);
+      base = fold(DRIFT.rescale ? rescaled(old, curve, kept) : scaled(old, DRIFT.forget), kept, 0, NO_DECAY);
       elapsed = 0;
       start = i + 1;
       Object.assign(d, { up: 0, down: 0, runUp: 0, runDown: 0, recent: [] });
