@@ -369,16 +369,19 @@ function summarize(tasks: Task[], s: string): Row {
 }
 
 function recovery(tasks: Task[], s: string): { s: number | undefined; steady: Row } {
-  // after the shift, in windows of 30 s (by creation time): the first window from which on
-  // requests/task and lag p50 stay within 10 % of the steady state (the last third of the run)
+  // after the shift, by creation time: from when on requests/task and lag p50 stay within
+  // 10 % of the new steady state (the last third of the run)
   const after = tasks.filter((t) => t.kind === SHIFTED && t.createdS >= shiftAtS);
   const end = Math.max(...after.map((t) => t.createdS));
   const steady = summarize(after.filter((t) => t.createdS >= shiftAtS + (2 / 3) * (end - shiftAtS)), s);
-  const win = 60;
+  // requests per task in every 2-min window from then on; lag p50 pooled over every task from
+  // then on (one window's p50 of ~30 lags moves ±0.5 s by chance alone)
+  const win = 120;
   const windows: { from: number; row: Row }[] = [];
-  for (let from = shiftAtS; from < end; from += win / 2) windows.push({ from, row: summarize(after.filter((t) => t.createdS >= from && t.createdS < from + win), s) });
-  const ok = (r: Row) => r.n === 0 || (Math.abs(r.requests - steady.requests) <= 0.1 * steady.requests && r.p50 <= steady.p50 * 1.1 + 0.25);
-  for (let i = 0; i < windows.length; i++) if (windows.slice(i).every((w) => ok(w.row))) return { s: windows[i]!.from - shiftAtS, steady };
+  for (let from = shiftAtS; from + win <= end; from += 30) windows.push({ from, row: summarize(after.filter((t) => t.createdS >= from && t.createdS < from + win), s) });
+  const ok = (r: Row) => r.n === 0 || Math.abs(r.requests - steady.requests) <= 0.1 * steady.requests;
+  const lagOk = (from: number) => summarize(after.filter((t) => t.createdS >= from), s).p50 <= steady.p50 * 1.1 + 0.25;
+  for (let i = 0; i < windows.length; i++) if (windows.slice(i).every((w) => ok(w.row)) && lagOk(windows[i]!.from)) return { s: windows[i]!.from - shiftAtS, steady };
   return { s: undefined, steady };
 }
 
