@@ -4,6 +4,7 @@
 // the knob (bench/README.md quotes its output); `npm run bench -- --adaptive` measures
 // the real thing end to end.
 import { curveOf, emptyHistogram, fold, survivalAt, type Curve, type Sample } from '../src/durations/histogram.js';
+import { learn } from '../src/durations/drift.js';
 import { FIRST_POLL_DELAY_MS, nextPollDelayMs, type AdaptiveTuning } from '../src/upstream/schedule.js';
 
 export interface ModelKind {
@@ -129,7 +130,7 @@ export function modelRun(tuning: AdaptiveTuning | undefined, mix = MODEL_MIX, op
       const rand = seeded(100 + i);
       const samples: Sample[] = [];
       for (let j = 0; j < 3_000; j++) samples.push({ kind: 'completed', s: drawDuration(rand, k) });
-      const h = online ? samples.reduce((h, x) => fold(h, [x], 0, online), emptyHistogram()) : fold(emptyHistogram(), samples, 0, { samples: 1e9, halfLifeMs: 1e15 });
+      const h = online ? samples.reduce((h, x) => learn(h, [x], 0, online), emptyHistogram()) : fold(emptyHistogram(), samples, 0, { samples: 1e9, halfLifeMs: 1e15 });
       return [k.name, { h, curve: curveOf(h), since: 0 }];
     }),
   );
@@ -156,7 +157,7 @@ export function modelRun(tuning: AdaptiveTuning | undefined, mix = MODEL_MIX, op
     const kh = hist.get(k.name)!;
     const r = pollOne(d, reg, r2, kh.curve, tuning, { contract: opts.contract, truth: truth.get(k.name), where: e.where });
     if (online) {
-      kh.h = fold(kh.h, [{ kind: 'completed', s: d }], 0, online);
+      kh.h = learn(kh.h, [{ kind: 'completed', s: d }], 0, online);
       if (++kh.since >= 5) {
         kh.since = 0;
         kh.curve = curveOf(kh.h);
@@ -195,7 +196,6 @@ export function modelRun(tuning: AdaptiveTuning | undefined, mix = MODEL_MIX, op
  * when on both stay within 10 % of it (requests in every window, lag p50 pooled).
  */
 export async function shiftRun(o: { from: ModelKind; to: ModelKind; perMin: number; shiftS: number; endS: number; tuning: AdaptiveTuning; seed?: number }) {
-  const { learn } = await import('../src/durations/drift.js');
   const { DECAY } = await import('../src/durations/tuning.js');
   const rand = seeded(o.seed ?? 11);
   const r2 = seeded((o.seed ?? 11) + 1);
