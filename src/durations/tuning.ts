@@ -9,8 +9,8 @@ export const DEFAULT_LAG_S = 6.5;
 /**
  * The tuning for a lag ceiling of `lagS` seconds. Keller's √hazard placement, with
  * its step tied to the ceiling (step = lagS / 3.25), so the one knob moves both: at
- * 6.5 s the model spends 0.58× the fixed cadence's requests at 0.97× its lag p50 and
- * 1.08× its p99; at 3 s, 0.86–0.88× the requests for 0.68× the lag p50
+ * 6.5 s the model spends 0.585× the fixed cadence's requests at 0.97× its lag p50 and
+ * 1.07× its p99; at 3 s, 0.90× the requests for 0.67× the lag p50
  * (bench/adaptive-model.ts; bench/README.md quotes the sweep).
  */
 export function tuningFor(lagS: number): AdaptiveTuning {
@@ -18,12 +18,14 @@ export function tuningFor(lagS: number): AdaptiveTuning {
     placement: 'sqrt-hazard',
     step: lagS / 3.25,
     bodyGapS: lagS,
-    // the gap that jumps to where tasks start ending may hold 10 % of what is left. Measured
-    // (model, lag 6.5): 4 % → 0.62× requests, 7 % → 0.60×, 10 % → 0.58× at the same lag p50
-    // (the onset is where few end, and its lag is at most that gap's length); p99 1.06× →
-    // 1.08×; 15 % put p99 at 1.2×. A 10 % quantile is also steadier than a 4 % one from
-    // the ~50 completions a kind's memory holds.
-    bodyMass: 0.1,
+    // the gap that jumps to where tasks start ending may hold 15 % of what is left, of
+    // which at most 1 % may end more than lagS before that poll. Measured (model, lag 6.5,
+    // bench/README.md): 4 % alone → 0.62× requests; 10 % alone → 0.58× but the 90 s video's
+    // p99 lag 15 s (its jump is ~60 s long: the live run's mix p99 1.17×); 15 % with the
+    // 1 % rule → 0.585× at lag p50 0.97×, p99 1.07×, that kind's p99 10 s. (Where the
+    // onset gap is short — voice, image — only the 15 % binds.)
+    bodyMass: 0.15,
+    lateMass: 0.01,
     // below 20 completions a kind is polled on the fixed cadence
     minEvents: 20,
     // the last 1 % of the learned distribution is its least known part: fixed cadence there

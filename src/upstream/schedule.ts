@@ -53,6 +53,8 @@ export interface AdaptiveTuning {
   bodyGapS: number;
   /** a gap is "where tasks may end" when it holds more than this share of the remaining mass */
   bodyMass: number;
+  /** of the tasks that onset gap holds, at most this share may end more than bodyGapS before its end */
+  lateMass: number;
   /** completions needed before a kind is scheduled from its distribution */
   minEvents: number;
   /** past this survival the distribution knows too little: fixed cadence */
@@ -134,7 +136,11 @@ export function adaptiveDelayMs(a: AdaptiveTiming, scale: number): number | unde
     if (alive < 1 - tuning.bodyMass / 2) gap = bodyS;
     else {
       // the onset: the largest g ≥ bodyS whose gap holds ≤ bodyMass, else bodyS
-      const until = timeWhenSurvival(curve, alive * (1 - tuning.bodyMass));
+      // and of those it holds, at most lateMass may end more than bodyS before it (their lag
+      // would pass the ceiling): for a long kind the jump is long, and its early part is the mix's lag p99
+      let until = timeWhenSurvival(curve, alive * (1 - tuning.bodyMass));
+      const late = timeWhenSurvival(curve, alive * (1 - tuning.lateMass));
+      if (until !== undefined && late !== undefined) until = Math.min(until, late + bodyS);
       gap = until === undefined ? bodyS : Math.max(bodyS, Math.min(gap, until - age));
     }
   }
