@@ -289,13 +289,13 @@ if (process.argv[1]?.endsWith('adaptive-model.ts') && !process.argv.includes('--
       console.log(`${placement.padEnd(15)} ${String(lag).padEnd(9)} ${f(r.polls / fixed.polls).padEnd(10)} ${f(r.lagP50 / fixed.lagP50).padEnd(9)} ${f(r.lagP99 / fixed.lagP99)}`);
     }
   }
-  for (const lag of [6.5, 3]) {
+  for (const lag of [6, 3]) {
     const r = modelRun(tuningFor(lag), MODEL_MIX, { memory: DECAY.samples });
     console.log(`\nadaptive, lag knob ${lag} s (sqrt-hazard): ${f(r.polls / fixed.polls)}× requests, lag p50 ${f(r.lagP50 / fixed.lagP50)}× p99 ${f(r.lagP99 / fixed.lagP99)}×`);
     console.log(where(r));
   }
-  const best = modelRun(tuningFor(6.5));
-  console.log(`\n(a perfectly known distribution, lag knob 6.5 s: ${f(best.polls / fixed.polls)}× requests, lag p50 ${f(best.lagP50 / fixed.lagP50)}× p99 ${f(best.lagP99 / fixed.lagP99)}×)`);
+  const best = modelRun(tuningFor(6));
+  console.log(`\n(a perfectly known distribution, lag knob 6 s: ${f(best.polls / fixed.polls)}× requests, lag p50 ${f(best.lagP50 / fixed.lagP50)}× p99 ${f(best.lagP99 / fixed.lagP99)}×)`);
 }
 
 // `npx tsx bench/adaptive-model.ts --cpu`: what the adaptive decision adds to one poll's CPU

@@ -3,14 +3,19 @@
 import type { AdaptiveTuning } from '../upstream/schedule.js';
 import type { Decay } from './histogram.js';
 
-/** Default of TASKHOOK_POLL_LAG_S, the one knob: the longest gap while a task may be ending. */
-export const DEFAULT_LAG_S = 6.5;
+/**
+ * Default of TASKHOOK_POLL_LAG_S, the one knob: the longest gap while a task may be ending.
+ * 6 s, the fixed cadence's own longest gap: the mix's lag p99 follows it (live, 6.5 s put
+ * it at 1.15× fixed's; bench/README.md).
+ */
+export const DEFAULT_LAG_S = 6;
 
 /**
  * The tuning for a lag ceiling of `lagS` seconds. Keller's √hazard placement, with
  * its step tied to the ceiling (step = lagS / 3.25), so the one knob moves both: at
- * 6.5 s the model spends 0.585× the fixed cadence's requests at 0.97× its lag p50 and
- * 1.07× its p99; at 3 s, 0.90× the requests for 0.67× the lag p50
+ * 6 s the model spends 0.61× the fixed cadence's requests at 0.92× its lag p50 and
+ * 0.99× its p99 (6.5 s: 0.585×, 0.97×, 1.07×); at 3 s, 0.90× the requests for 0.67× the
+ * lag p50
  * (bench/adaptive-model.ts; bench/README.md quotes the sweep).
  */
 export function tuningFor(lagS: number): AdaptiveTuning {
