@@ -139,7 +139,7 @@ const schema = z.object({
     .number({ message: 'expected seconds (3-60)' })
     .min(3, { message: 'expected seconds (3-60)' })
     .max(60, { message: 'expected seconds (3-60)' })
-    .default(6.5)
+    .default(6)
     .describe('`adaptive`: the longest gap between polls while a task may be ending — lower: webhooks sooner, more upstream requests'),
   TASKHOOK_MAX_WATCH_AGE_S: positiveInt('a positive number of seconds').default(86_400)
     .describe('give up polling after this'),

@@ -50,6 +50,15 @@ describe('adaptive schedule', () => {
     expect(alive).toBeGreaterThanOrEqual(1 - tuning.bodyMass - 0.01);
   });
 
+  it.each([{ age: 2 }, { age: 4 }, { age: 20 }])('the onset gap (90 s video, task $age s old) holds ≤ bodyMass, and ≤ lateMass end more than the lag ceiling before its poll', ({ age }) => {
+    const c = video90;
+    const d = delay(age, c) / 1000;
+    expect(d).toBeGreaterThan(tuning.bodyGapS);
+    const alive = survivalAt(c, age);
+    expect(1 - survivalAt(c, age + d) / alive).toBeLessThanOrEqual(tuning.bodyMass + 0.01);
+    expect(1 - survivalAt(c, age + d - tuning.bodyGapS) / alive).toBeLessThanOrEqual(tuning.lateMass + 0.005);
+  });
+
   it('inside the body no gap exceeds the lag ceiling, and none is shorter than 3 s', () => {
     for (const age of [60, 75, 90, 105, 120]) {
       const d = delay(age, video90);

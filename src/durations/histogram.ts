@@ -7,13 +7,18 @@
 // scale, so a 7 s voice task and a 90 s video are resolved alike (and so are the
 // same tasks in a time-compressed run, TASKHOOK_POLL_SCALE).
 
+import type { Drift } from './drift.js';
+
 export const BINS_PER_OCTAVE = 8;
 export const BIN_LO_S = 1 / 16;
 export const BIN_COUNT = 8 * 22;
 const RATIO = 2 ** (1 / BINS_PER_OCTAVE);
 
+/** The edges in seconds, computed once (the schedule reads them on every poll). */
+const EDGES = Float64Array.from({ length: BIN_COUNT + 1 }, (_, b) => BIN_LO_S * RATIO ** b);
+
 /** Seconds at the lower edge of bin b (b = BIN_COUNT is the upper edge of the last). */
-export const binEdgeS = (b: number): number => BIN_LO_S * RATIO ** b;
+export const binEdgeS = (b: number): number => (b >= 0 && b <= BIN_COUNT && Number.isInteger(b) ? EDGES[b]! : BIN_LO_S * RATIO ** b);
 
 export function binOf(seconds: number): number {
   if (!(seconds > BIN_LO_S)) return 0;
@@ -25,6 +30,8 @@ export function binOf(seconds: number): number {
 export interface Histogram {
   events: number[];
   censored: number[];
+  /** the change detector's state (drift.ts), stored alongside */
+  drift?: Drift;
 }
 
 export const emptyHistogram = (): Histogram => ({ events: new Array(BIN_COUNT).fill(0), censored: new Array(BIN_COUNT).fill(0) });
@@ -152,6 +159,16 @@ function cumulativeAt(T: number[], t: number): number {
   return T[b]! + (T[b + 1]! - T[b]!) * ((t - lo) / (hi - lo));
 }
 
+/** The hazard (1/s) of the bin holding t: −ln(S_b+1 / S_b) / its width (0 where nothing ends, capped where S reaches 0). */
+export function hazardAt(c: Curve, t: number): number {
+  const b = binOf(t);
+  const before = c.S[b]!;
+  if (!(before > 0)) return MAX_BIN_HAZARD;
+  const after = c.S[b + 1]!;
+  const width = binEdgeS(b + 1) - (b === 0 ? 0 : binEdgeS(b));
+  return Math.min(MAX_BIN_HAZARD, -Math.log(Math.max(after, 1e-300) / before)) / width;
+}
+
 /** S(t) for t in seconds, linear between edges (uniform density within a bin). */
 export function survivalAt(c: Curve, t: number): number {
   // bin 0 reaches down to 0 s (binOf puts everything shorter there)
@@ -187,13 +204,13 @@ export function encodeHistogram(h: Histogram): string {
     while (n > 0 && xs[n - 1] === 0) n--;
     return xs.slice(0, n);
   };
-  return JSON.stringify({ e: trim(h.events), c: trim(h.censored) });
+  return JSON.stringify(h.drift ? { e: trim(h.events), c: trim(h.censored), d: h.drift } : { e: trim(h.events), c: trim(h.censored) });
 }
 
 /** The stored form back; anything malformed reads as empty (a bad row never stops polling). */
 export function decodeHistogram(v: unknown): Histogram {
   const h = emptyHistogram();
-  const o = (typeof v === 'string' ? safeParse(v) : v) as { e?: unknown; c?: unknown } | null;
+  const o = (typeof v === 'string' ? safeParse(v) : v) as { e?: unknown; c?: unknown; d?: unknown } | null;
   const fill = (into: number[], xs: unknown) => {
     if (!Array.isArray(xs)) return;
     for (let i = 0; i < Math.min(xs.length, BIN_COUNT); i++) {
@@ -204,8 +221,21 @@ export function decodeHistogram(v: unknown): Histogram {
   if (o && typeof o === 'object') {
     fill(h.events, o.e);
     fill(h.censored, o.c);
+    const d = decodeDrift(o.d);
+    if (d) h.drift = d;
   }
   return h;
+}
+
+const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+
+/** The stored detector state, or undefined when absent or malformed (it then starts afresh). */
+function decodeDrift(v: unknown): Drift | undefined {
+  if (!v || typeof v !== 'object') return undefined;
+  const d = v as Record<string, unknown>;
+  if (!finite(d.up) || !finite(d.down) || !finite(d.runUp) || !finite(d.runDown) || !finite(d.alarms) || !Array.isArray(d.recent)) return undefined;
+  const recent = d.recent.filter(finite).slice(-64);
+  return { up: d.up, down: d.down, runUp: d.runUp, runDown: d.runDown, alarms: d.alarms, recent };
 }
 
 function safeParse(s: string): unknown {

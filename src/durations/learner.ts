@@ -5,7 +5,8 @@
 import type { Sql } from '../db/client.js';
 import { periodic, type Periodic } from '../engine/periodic.js';
 import { repeatingWarn, type Logger } from '../log.js';
-import { decodeHistogram, emptyHistogram, encodeHistogram, fold, type Decay, type Sample } from './histogram.js';
+import { learn } from './drift.js';
+import { decodeHistogram, emptyHistogram, encodeHistogram, type Decay, type Sample } from './histogram.js';
 import { kindKey, observe, type Kind } from './samples.js';
 import { durationSql } from './sql.js';
 import { DECAY, LEARN_BATCH, LEARN_EVERY_MS, LEARN_SETTLE_MS, MAX_KINDS_PER_TENANT } from './tuning.js';
@@ -74,7 +75,7 @@ export async function learnOnce(o: LearnerOptions): Promise<FoldResult> {
           if (n >= MAX_KINDS_PER_TENANT) continue;
           counts.set(e.tenant, n + 1);
         }
-        const h = fold(old ? decodeHistogram(old.histogram) : emptyHistogram(), e.samples, old ? nowMs - old.updated_at : 0, o.decay ?? DECAY);
+        const h = learn(old ? decodeHistogram(old.histogram) : emptyHistogram(), e.samples, old ? nowMs - old.updated_at : 0, o.decay ?? DECAY);
         upserts.push({ tenant: e.tenant, ...e.kind, histogram: encodeHistogram(h), added: e.samples.length });
       }
       if (upserts.length > 0) await q.upsert(t, upserts);

@@ -3,22 +3,34 @@
 import type { AdaptiveTuning } from '../upstream/schedule.js';
 import type { Decay } from './histogram.js';
 
-/** Default of TASKHOOK_POLL_LAG_S, the one knob: the longest gap while a task may be ending. */
-export const DEFAULT_LAG_S = 6.5;
+/**
+ * Default of TASKHOOK_POLL_LAG_S, the one knob: the longest gap while a task may be ending.
+ * 6 s, the fixed cadence's own longest gap: the mix's lag p99 follows it (live, 6.5 s put
+ * it at 1.15× fixed's; bench/README.md).
+ */
+export const DEFAULT_LAG_S = 6;
 
 /**
  * The tuning for a lag ceiling of `lagS` seconds. Keller's √hazard placement, with
  * its step tied to the ceiling (step = lagS / 3.25), so the one knob moves both: at
- * 6.5 s the model spends 0.62× the fixed cadence's requests at the same lag p50 and
- * p99; at 3.5 s, 0.85× the requests for 0.72× the lag p50.
+ * 6 s the model spends 0.61× the fixed cadence's requests at 0.92× its lag p50 and
+ * 0.99× its p99 (6.5 s: 0.585×, 0.97×, 1.07×); at 3 s, 0.90× the requests for 0.67× the
+ * lag p50
+ * (bench/adaptive-model.ts; bench/README.md quotes the sweep).
  */
 export function tuningFor(lagS: number): AdaptiveTuning {
   return {
     placement: 'sqrt-hazard',
     step: lagS / 3.25,
     bodyGapS: lagS,
-    // the gap that jumps to where tasks start ending may hold 4 % of what is left
-    bodyMass: 0.04,
+    // the gap that jumps to where tasks start ending may hold 15 % of what is left, of
+    // which at most 1 % may end more than lagS before that poll. Measured (model, lag 6.5,
+    // bench/README.md): 4 % alone → 0.62× requests; 10 % alone → 0.58× but the 90 s video's
+    // p99 lag 15 s (its jump is ~60 s long: the live run's mix p99 1.17×); 15 % with the
+    // 1 % rule → 0.585× at lag p50 0.97×, p99 1.07×, that kind's p99 10 s. (Where the
+    // onset gap is short — voice, image — only the 15 % binds.)
+    bodyMass: 0.15,
+    lateMass: 0.01,
     // below 20 completions a kind is polled on the fixed cadence
     minEvents: 20,
     // the last 1 % of the learned distribution is its least known part: fixed cadence there

@@ -2,7 +2,7 @@
 // the watch is and a random draw, so every branch is testable without waiting.
 // Two strategies (CONTRACT §5): `fixed`, every 3–6 s (slower for old tasks), and
 // `adaptive`, which places polls where tasks of this kind end (see adaptiveDelayMs).
-import { survivalAt, timeAfterDensityStep, timeWhenSurvival, binEdgeS, type Curve } from '../durations/histogram.js';
+import { hazardAt, survivalAt, timeAfterDensityStep, timeWhenSurvival, binEdgeS, type Curve } from '../durations/histogram.js';
 
 export const FIRST_POLL_DELAY_MS = 2_000;
 /** The contract's minimum between two polls of one task (× the poll scale). */
@@ -47,12 +47,14 @@ export interface AdaptiveTuning {
    * `sqrt-hazard` (Keller: density ∝ √hazard, `step` = the G increment between polls) or
    * `ladder` (Munford–Shahani: each interval ends with probability `step`).
    */
-  placement: 'sqrt-hazard' | 'ladder';
+  placement: 'sqrt-hazard' | 'ladder' | 'threshold';
   step: number;
   /** longest gap while a task may plausibly end (s, unscaled): the lag ceiling */
   bodyGapS: number;
   /** a gap is "where tasks may end" when it holds more than this share of the remaining mass */
   bodyMass: number;
+  /** of the tasks that onset gap holds, at most this share may end more than bodyGapS before its end */
+  lateMass: number;
   /** completions needed before a kind is scheduled from its distribution */
   minEvents: number;
   /** past this survival the distribution knows too little: fixed cadence */
@@ -114,7 +116,13 @@ export function adaptiveDelayMs(a: AdaptiveTiming, scale: number): number | unde
   const next =
     tuning.placement === 'ladder'
       ? timeWhenSurvival(curve, alive * (1 - tuning.step))
-      : timeAfterDensityStep(curve, age, tuning.step * Math.sqrt(scale));
+      : tuning.placement === 'threshold'
+        ? hazardAt(curve, age) * scale >= tuning.step
+          ? age + minS
+          : alive >= 1 - tuning.bodyMass / 2
+            ? undefined
+            : age + tuning.bodyGapS * scale
+        : timeAfterDensityStep(curve, age, tuning.step * Math.sqrt(scale));
   let gap = next === undefined ? maxS : next - age;
   // Past the onset the lag ceiling applies to every gap: only the one gap that jumps to
   // where tasks of the kind start ending (nothing has ended yet) may be longer, and hold
@@ -128,7 +136,11 @@ export function adaptiveDelayMs(a: AdaptiveTiming, scale: number): number | unde
     if (alive < 1 - tuning.bodyMass / 2) gap = bodyS;
     else {
       // the onset: the largest g ≥ bodyS whose gap holds ≤ bodyMass, else bodyS
-      const until = timeWhenSurvival(curve, alive * (1 - tuning.bodyMass));
+      // and of those it holds, at most lateMass may end more than bodyS before it (their lag
+      // would pass the ceiling): for a long kind the jump is long, and its early part is the mix's lag p99
+      let until = timeWhenSurvival(curve, alive * (1 - tuning.bodyMass));
+      const late = timeWhenSurvival(curve, alive * (1 - tuning.lateMass));
+      if (until !== undefined && late !== undefined) until = Math.min(until, late + bodyS);
       gap = until === undefined ? bodyS : Math.max(bodyS, Math.min(gap, until - age));
     }
   }
