@@ -84,7 +84,6 @@ export class DurationCache {
     };
   }
 
-
   /** The predicted completion of a running task (p50 and p90 of its kind, given its age), else null. */
   eta(tenantId: string, body: Record<string, unknown> | null | undefined): Eta | null {
     if (!body || typeof body.status !== 'string' || TERMINAL_STATUSES.has(body.status)) return null;
