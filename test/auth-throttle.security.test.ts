@@ -81,6 +81,31 @@ describe('AuthThrottle (injected clock)', () => {
     expect(() => t.begin('a')).toThrow();
   });
 
+  it('concurrent checks of one credential share one check and one token; different guesses each take one', async () => {
+    const t = new AuthThrottle({ limit: 2, windowMs: 60_000, now: () => 0 });
+    let calls = 0;
+    let settle!: (v: string | undefined) => void;
+    const slow = () => {
+      calls++;
+      return new Promise<string | undefined>((r) => (settle = r));
+    };
+    const same = Array.from({ length: 20 }, () => t.check('a', 'right', slow));
+    expect(calls).toBe(1);
+    settle('tenant');
+    expect(await Promise.all(same)).toEqual(Array(20).fill('tenant'));
+    // the right credential gave its token back: two different guesses at once, then 429
+    const g1 = t.check('a', 'guess 1', async () => undefined);
+    const g2 = t.check('a', 'guess 2', async () => undefined);
+    expect(() => t.check('a', 'guess 3', async () => undefined)).toThrow(/too many failed authentication attempts/);
+    expect([await g1, await g2]).toEqual([undefined, undefined]);
+    // one wrong credential sent 20 times at once is one guess, counted once
+    const t2 = new AuthThrottle({ limit: 2, windowMs: 60_000, now: () => 0 });
+    await Promise.all(Array.from({ length: 20 }, () => t2.check('a', 'wrong', async () => undefined)));
+    expect(t2.retryAfterMs('a')).toBe(0);
+    await t2.check('a', 'wrong again', async () => undefined);
+    expect(t2.retryAfterMs('a')).toBeGreaterThan(0);
+  });
+
   it('memory is bounded: the least recently touched address goes first', () => {
     const t = new AuthThrottle({ limit: 1, windowMs: 60_000, maxKeys: 3, now: () => 0 });
     for (const k of ['a', 'b', 'c']) t.failed(k);
@@ -179,6 +204,36 @@ describe('the gateway under the default throttle (10/1m)', () => {
     expect((await as(good, `Bearer ${TEST_API_KEY}`)).status).toBe(200);
     expect((await as(good, 'Bearer wrong')).status).toBe(401);
     expect((await as(good, `Bearer ${TEST_API_KEY}`)).status).toBe(200);
+  });
+
+  it('a busy client is never throttled: 60 requests at once with a right key nobody has used yet are all answered', async () => {
+    // (a new key is not cached: every one of the 60 looks it up — each used to take a token
+    // of the address's 10 up front, and the 11th concurrent request got 429)
+    const made = await s.api('/v1/admin/tenants', { body: { name: 'busy', upstream_api_key: 'sk_test' }, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(made.status, made.text).toBe(201);
+    const ip = client();
+    // the key's lookup is held on a table lock, so all 60 requests are checking it at once
+    let sent!: Promise<Awaited<ReturnType<typeof as>>[]>;
+    await s.db.sql.begin(async (tx) => {
+      await tx`lock table tenants in access exclusive mode`;
+      sent = Promise.all(Array.from({ length: 60 }, () => as(ip, `Bearer ${made.json.api_key}`)));
+      for (;;) {
+        const [w] = await s.db.sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and query like '%api_key_hash%'`;
+        if (w!.n > 0) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      // (the rest of the 60 reach their check meanwhile; before the fix they were answered
+      // 429 right here, without waiting for the lock)
+      await new Promise((r) => setTimeout(r, 500));
+    });
+    const all = await sent;
+    expect(all.map((r) => r.status)).toEqual(Array(60).fill(200));
+    // and different guesses at once from that address still take a token each
+    const guesses = await Promise.all(Array.from({ length: 30 }, (_, i) => as(ip, `Bearer thk_concurrent_guess_${i}`)));
+    const unauthorized = guesses.filter((r) => r.status === 401).length;
+    expect(unauthorized).toBeGreaterThanOrEqual(10);
+    expect(unauthorized).toBeLessThan(30);
+    expect(guesses.filter((r) => r.status === 429).length).toBe(30 - unauthorized);
   });
 
   it('requests with no credential at all are 401 and not counted', async () => {

@@ -41,7 +41,7 @@ export function adminRoutes(deps: AppDeps) {
     if (!token || !store) throw NotFound('route', `${c.req.method} ${c.req.path}`);
     const header = c.req.header('authorization') ?? '';
     const m = /^Bearer (.+)$/i.exec(header);
-    const ok = await throttledAuth(deps.authThrottle, c, header !== '', () => (m && constantTimeEqual(m[1]!, token) ? true : undefined));
+    const ok = await throttledAuth(deps.authThrottle, c, header, () => (m && constantTimeEqual(m[1]!, token) ? true : undefined));
     if (!ok) throw Unauthorized('a valid admin token is required: Authorization: Bearer <TASKHOOK_ADMIN_TOKEN>');
     await next();
   });

@@ -109,7 +109,7 @@ export function createApp(deps: AppDeps) {
       if (token !== undefined) {
         const header = c.req.header('authorization') ?? '';
         const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header);
-        const ok = await throttledAuth(deps.authThrottle, c, header !== '', () => (m && constantTimeEqual(m[1]!, token) ? true : undefined));
+        const ok = await throttledAuth(deps.authThrottle, c, header, () => (m && constantTimeEqual(m[1]!, token) ? true : undefined));
         if (!ok) throw Unauthorized('this endpoint requires Authorization: Bearer <TASKHOOK_METRICS_TOKEN>');
       }
       return c.body(await registry.metrics(), 200, { 'content-type': registry.contentType });
@@ -123,7 +123,7 @@ export function createApp(deps: AppDeps) {
   v1.use(async (c, next) => {
     const header = c.req.header('authorization') ?? '';
     const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header);
-    const tenant = await throttledAuth(deps.authThrottle, c, header !== '', () => (m ? deps.tenants.byApiKey(m[1]!) : undefined));
+    const tenant = await throttledAuth(deps.authThrottle, c, header, () => (m ? deps.tenants.byApiKey(m[1]!) : undefined));
     if (!tenant) throw Unauthorized();
     c.set('tenant', tenant);
     const rate = tenant.limits.apiRatePerS;

@@ -14,6 +14,13 @@
 // TASKHOOK_TRUSTED_PROXIES — the nearest untrusted X-Forwarded-For hop. IPv6 clients are
 // counted per /64 (one host can hold a whole /64). State is per process, bounded, the
 // least recently touched address evicted first.
+//
+// A check takes its token up front (so a burst of concurrent guesses can't all pass
+// before the first failure is counted) and gives it back when it passes. Concurrent
+// requests from one address presenting the *same* credential share one check — and so
+// one token: a busy client sending 50 requests at once with its right key is never
+// throttled (it was: the 11th concurrent request got 429), while 50 different guesses
+// still take 50 tokens.
 import type { IncomingMessage } from 'node:http';
 import type { Context } from 'hono';
 import ipaddr from 'ipaddr.js';
@@ -88,6 +95,8 @@ export interface AuthThrottleOptions extends AuthThrottleSettings {
 
 export class AuthThrottle {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
+  /** address + credential → the check in progress (bounded: each takes a token) */
+  private readonly checking = new Map<string, Promise<unknown>>();
   private readonly now: () => number;
   private readonly maxKeys: number;
 
@@ -163,6 +172,29 @@ export class AuthThrottle {
     const b = this.refill(key);
     b.tokens = Math.min(this.o.limit, b.tokens + 1);
   }
+
+  /**
+   * One credential check of this address: joins a check of the same credential already in
+   * progress, else begins one (429 while throttled), counts it failed unless `check`
+   * returns a value, and settles it for everyone who joined.
+   */
+  check<T>(key: string, credential: string, check: () => Promise<T | undefined> | T | undefined): Promise<T | undefined> {
+    const id = `${key}\n${credential}`;
+    const joined = this.checking.get(id);
+    if (joined) return joined as Promise<T | undefined>;
+    this.begin(key);
+    const run = (async () => {
+      try {
+        const ok = await check(); // a throw (database down) keeps the token: rare, and refills
+        if (ok !== undefined) this.succeeded(key);
+        return ok;
+      } finally {
+        this.checking.delete(id);
+      }
+    })();
+    this.checking.set(id, run);
+    return run;
+  }
 }
 
 export function throttled(waitMs: number, o: AuthThrottleSettings) {
@@ -175,18 +207,14 @@ export function throttled(waitMs: number, o: AuthThrottleSettings) {
 /**
  * Around one credential check: 429 while the client's address is throttled (before the
  * credential is looked at), and a failure counted when `check` says no. Requests that
- * present no credential at all are not counted (nothing is being guessed).
+ * present no credential at all (`credential` '') are not counted (nothing is being guessed).
  */
 export async function throttledAuth<T>(
   throttle: AuthThrottle | undefined,
   c: Context,
-  presented: boolean,
+  credential: string,
   check: () => Promise<T | undefined> | T | undefined,
 ): Promise<T | undefined> {
-  const key = throttle && presented ? throttle.clientKey(c) : undefined;
-  if (key === undefined) return check();
-  throttle!.begin(key);
-  const ok = await check(); // a throw (database down) keeps the token: rare, and refills
-  if (ok !== undefined) throttle!.succeeded(key);
-  return ok;
+  if (!throttle || credential === '') return check();
+  return throttle.check(throttle.clientKey(c), credential, check);
 }

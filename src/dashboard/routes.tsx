@@ -93,7 +93,7 @@ export function dashboardRoutes(deps: DashboardDeps) {
   app.post('/sign-in', async (c) => {
     const form = await checkedForm(c, sessions.readSignInToken(c));
     const key = (form.get('api_key') ?? '').trim();
-    const tenant = await throttledAuth(deps.authThrottle, c, key !== '', () => (GATEWAY_KEY.test(key) ? deps.tenants.byApiKey(key) : undefined));
+    const tenant = await throttledAuth(deps.authThrottle, c, key, () => (GATEWAY_KEY.test(key) ? deps.tenants.byApiKey(key) : undefined));
     if (!tenant) {
       const error = 'That gateway key is not valid (or its tenant is disabled).';
       return render(c, <SignInPage nonce={c.var.nonce} csrf={sessions.signInToken(c)} error={error} />, 401);
