@@ -349,3 +349,51 @@ export function serveBaseline(h: { watch(ids: string[], callbacks: string[], spr
     })();
   });
 }
+
+/**
+ * The raw-capacity harness of bench/raw.ts and bench/raw-post.ts: runs each of `loops`
+ * back to back (one request each call; false or a throw is an error), warms up for
+ * `warmupS`, then counts for `durationS`. → what the window counted, a latency sample
+ * (every 8th request, ms), and CPU as % of one core used by this process and by
+ * `otherPid`, and the machine's busy cores.
+ */
+export async function loadWindow(o: { loops: Array<() => Promise<boolean>>; warmupS: number; durationS: number; otherPid?: number }) {
+  let counting = false;
+  let stop = false;
+  let requests = 0;
+  let errors = 0;
+  const latencies: number[] = [];
+  const run = async (once: () => Promise<boolean>) => {
+    while (!stop) {
+      const t0 = performance.now();
+      const ok = await once().catch(() => false);
+      if (!ok) errors++;
+      if (counting) {
+        requests++;
+        if ((requests & 7) === 0) latencies.push(performance.now() - t0); // a sample is enough
+      }
+    }
+  };
+  const running = o.loops.map(run);
+  const sleep = (s: number) => new Promise((r) => setTimeout(r, s * 1000));
+  await sleep(o.warmupS);
+  const cpu = () => ({ self: procCpuSeconds(process.pid) ?? NaN, other: o.otherPid ? (procCpuSeconds(o.otherPid) ?? NaN) : NaN, machine: cpuJiffies()?.busy ?? NaN });
+  const cpu0 = cpu();
+  counting = true;
+  const t0 = performance.now();
+  await sleep(o.durationS);
+  counting = false;
+  const seconds = (performance.now() - t0) / 1000;
+  const counted = requests;
+  const cpu1 = cpu();
+  stop = true;
+  await Promise.all(running);
+  const pct = (a: number, b: number) => ((b - a) / seconds) * 100;
+  return {
+    requests: counted,
+    seconds,
+    latency: dist(latencies),
+    errors,
+    cpu: { self: pct(cpu0.self, cpu1.self), other: pct(cpu0.other, cpu1.other), machine: (cpu1.machine - cpu0.machine) / seconds },
+  };
+}

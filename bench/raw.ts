@@ -6,7 +6,7 @@
 // (cpu: % of one core used in the window by this client, by the sim (given --sim-pid) and by the whole machine).
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { cpuJiffies, dist, procCpuSeconds } from './lib.js';
+import { loadWindow } from './lib.js';
 
 const { values } = parseArgs({
   options: {
@@ -26,44 +26,14 @@ const headers = { authorization: `Bearer ${process.env.UPSTREAM_API_KEY ?? 'sk_t
 const pool = new Pool(base, { connections: concurrency, pipelining: 1, keepAliveTimeout: 30_000 });
 
 let i = 0;
-let counting = false;
-let requests = 0;
-let errors = 0;
-const latencies: number[] = [];
-let stop = false;
-
-async function loop() {
-  while (!stop) {
-    const id = `${values.prefix}${i++ % tasks}`;
-    const t0 = performance.now();
-    try {
-      const res = await pool.request({ path: `/api/v2/tasks/${id}`, method: 'GET', headers });
-      const text = await res.body.text();
-      if (res.statusCode !== 200 || text.length === 0) errors++;
-    } catch {
-      errors++;
-    }
-    if (counting) {
-      requests++;
-      if ((requests & 7) === 0) latencies.push(performance.now() - t0); // a sample is enough
-    }
-  }
-}
-
-const loops = Array.from({ length: concurrency }, loop);
-await new Promise((r) => setTimeout(r, Number(values.warmup) * 1000));
+const once = async () => {
+  const id = `${values.prefix}${i++ % tasks}`;
+  const res = await pool.request({ path: `/api/v2/tasks/${id}`, method: 'GET', headers });
+  const text = await res.body.text();
+  return res.statusCode === 200 && text.length > 0;
+};
 const simPid = values['sim-pid'] ? Number(values['sim-pid']) : undefined;
-const cpu = () => ({ self: procCpuSeconds(process.pid) ?? NaN, sim: simPid ? (procCpuSeconds(simPid) ?? NaN) : NaN, machine: cpuJiffies()?.busy ?? NaN });
-const cpu0 = cpu();
-counting = true;
-const t0 = performance.now();
-await new Promise((r) => setTimeout(r, Number(values.duration) * 1000));
-counting = false;
-const seconds = (performance.now() - t0) / 1000;
-const counted = requests;
-const cpu1 = cpu();
-stop = true;
-await Promise.all(loops);
+const r = await loadWindow({ loops: Array.from({ length: concurrency }, () => once), warmupS: Number(values.warmup), durationS: Number(values.duration), otherPid: simPid });
 await pool.close();
-process.stdout.write(`READY ${JSON.stringify({ requests: counted, seconds, getPerS: counted / seconds, latency: dist(latencies), errors, cpu: { client: ((cpu1.self - cpu0.self) / seconds) * 100, sim: ((cpu1.sim - cpu0.sim) / seconds) * 100, machine: (cpu1.machine - cpu0.machine) / seconds } })}\n`);
+process.stdout.write(`READY ${JSON.stringify({ requests: r.requests, seconds: r.seconds, getPerS: r.requests / r.seconds, latency: r.latency, errors: r.errors, cpu: { client: r.cpu.self, sim: r.cpu.other, machine: r.cpu.machine } })}\n`);
 process.exit(0);

@@ -10,6 +10,7 @@ import { TEST_API_KEY } from './support/env.js';
 import { DEFAULT_WORKER_TIMEOUT_MS } from '../src/poller/tuning.js';
 import { processState, type GatewayProcess } from './support/process.js';
 import { leaseFor } from '../src/gateway.js';
+import { until } from './support/wait.js';
 
 let f: Fleet | undefined;
 afterEach(async () => {
@@ -18,16 +19,6 @@ afterEach(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /** n watches of tasks that are already over, each to its own callback URL (no per-URL cap holds one back) */
 async function registerDone(fleet: Fleet, api: GatewayProcess, n: number): Promise<string[]> {

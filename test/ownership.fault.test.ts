@@ -18,6 +18,7 @@ import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
 import { startStack, type Stack } from './support/gateway.js';
 import { CHECKPOINT_MS, DEFAULT_WORKER_TIMEOUT_MS, HEARTBEAT_MS, SELF_FENCE_SHARE, TAKEOVER_SPREAD_MS } from '../src/poller/tuning.js';
 import { BASE_MIN_MS } from '../src/upstream/schedule.js';
+import { until } from './support/wait.js';
 
 let f: Fleet | undefined;
 let stack: Stack | undefined;
@@ -33,16 +34,6 @@ afterEach(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** the tests' cadence (support/env.ts TASKHOOK_POLL_SCALE) */
 const SCALE = 0.05;
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 async function proxy(fleet: Fleet): Promise<TaggingProxy> {
   const p = await startTaggingProxy(fleet.upstream.url);

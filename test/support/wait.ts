@@ -10,3 +10,14 @@ export async function waitForStatus(s: Stack, id: string, status: string, timeou
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** Polls `fn` every 50 ms until it returns a value (not undefined); throws naming `what` after `timeoutMs`. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
