@@ -144,6 +144,17 @@ describe('the gateway under the default throttle (10/1m)', () => {
     expect(after).toBeLessThanOrEqual(6);
   }
 
+  it('64 concurrent requests with a right key on a cold cache: all answered, none 429 (they join one lookup, no token each)', async () => {
+    const t = await s.api('/v1/admin/tenants', {
+      body: { name: 'Busy Co', upstream_api_key: 'sk_test', upstream_base_url: s.upstream.url },
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'x-forwarded-for': client() },
+    });
+    expect(t.status, t.text).toBe(201);
+    const ip = client();
+    const res = await Promise.all(Array.from({ length: 64 }, () => as(ip, `Bearer ${t.json.api_key}`)));
+    expect(res.map((r) => r.status)).toEqual(Array(64).fill(200));
+  });
+
   it('3,000 wrong gateway keys from one address, 50 at a time: 10 are answered 401 (plus one per 6 s the run takes), the rest 429', async () => {
     const ip = client();
     const started = Date.now();

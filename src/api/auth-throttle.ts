@@ -153,9 +153,14 @@ export class AuthThrottle {
    * guesses can't all pass before the first failure is counted. `succeeded` gives it back.
    */
   begin(key: string): void {
+    this.open(key);
+    this.failed(key);
+  }
+
+  /** Throws 429 while this address is throttled; takes nothing (a check that joins one already begun). */
+  open(key: string): void {
     const wait = this.retryAfterMs(key);
     if (wait > 0) throw throttled(wait, this.o);
-    this.failed(key);
   }
 
   /** The check begun by `begin` passed: its token is returned. */
@@ -182,9 +187,19 @@ export async function throttledAuth<T>(
   c: Context,
   presented: boolean,
   check: () => Promise<T | undefined> | T | undefined,
+  /**
+   * true: the same credential is already being checked (a concurrent request of the same
+   * client joins that lookup): one guess, not another — no token is taken, so a client's
+   * concurrent requests with a right key are not refused while its first lookup runs.
+   */
+  joins?: () => boolean,
 ): Promise<T | undefined> {
   const key = throttle && presented ? throttle.clientKey(c) : undefined;
   if (key === undefined) return check();
+  if (joins?.()) {
+    throttle!.open(key);
+    return check();
+  }
   throttle!.begin(key);
   const ok = await check(); // a throw (database down) keeps the token: rare, and refills
   if (ok !== undefined) throttle!.succeeded(key);

@@ -81,10 +81,27 @@ export class TenantDirectory {
     return this.byApiKey(key);
   }
 
-  async byApiKey(key: string): Promise<Tenant | undefined> {
+  /** Whether a database lookup of this key is in flight (byApiKey joins it). */
+  lookingUp(key: string): boolean {
+    return this.lookups.size > 0 && this.lookups.has(hashApiKey(key));
+  }
+
+  private readonly lookups = new Map<string, Promise<Tenant | undefined>>();
+
+  /** Concurrent lookups of one key share one query. */
+  byApiKey(key: string): Promise<Tenant | undefined> {
     const hash = hashApiKey(key);
     const hit = this.byKey.get(hash);
-    if (hit && this.now() - hit.at < this.ttlMs) return hit.id ? this.get(hit.id) : undefined;
+    if (hit && this.now() - hit.at < this.ttlMs) return hit.id ? this.get(hit.id) : Promise.resolve(undefined);
+    let p = this.lookups.get(hash);
+    if (!p) {
+      p = this.lookUp(hash).finally(() => this.lookups.delete(hash));
+      this.lookups.set(hash, p);
+    }
+    return p;
+  }
+
+  private async lookUp(hash: string): Promise<Tenant | undefined> {
     const [row] = await this.sql<{ id: string }[]>`select id from tenants where api_key_hash = ${hash} and disabled_at is null`;
     if (this.byKey.size > 10_000) this.byKey.clear();
     this.byKey.set(hash, { at: this.now(), id: row?.id });
