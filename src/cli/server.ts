@@ -14,18 +14,16 @@ import { CliError } from './errors.js';
 import { setFlagsFromString } from 'node:v8';
 
 /**
- * The old generation may grow by this share over what survived the last full GC before
- * V8 collects again (V8's own factor goes up to 4× while GC looks cheap). Under the poll
- * load most of what gets promoted dies soon after (polls, registrations in flight), so with
- * V8's factor the old space swung 30 → 130 MB between full GCs: RSS 246 MiB at 1,000,000
- * waiting watches (bench/README "Scheduler v2, round 3"). 1.5× keeps it under 200 MB.
- * NODE_OPTIONS / node's own --heap-growing-percent wins.
+ * TASKHOOK_HEAP_GROWING_PERCENT (opt-in): how far the old generation may grow past what
+ * survived the last full GC before V8 collects again. V8's own factor goes up to 4× while
+ * GC looks cheap; under the poll load most of what is promoted dies soon after, so the old
+ * space swung 30 → 130 MB between full GCs (RSS 246 MiB at 1,000,000 waiting watches). 100
+ * gave 173–194 MiB, at ~9 % less peak poll rate (bench/README "Scheduler v2, round 3"), so
+ * it is not the default. Set at run time: V8 reads it at each full GC (NODE_OPTIONS may not
+ * carry this V8 flag).
  */
-const HEAP_GROWING_PERCENT = 50;
-
-function tuneHeap(): void {
-  const given = [...process.execArgv, process.env.NODE_OPTIONS ?? ''].some((a) => a.includes('--heap-growing-percent'));
-  if (!given) setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+function tuneHeap(percent: number): void {
+  if (percent > 0) setFlagsFromString(`--heap-growing-percent=${percent}`);
 }
 
 /** `--role api|worker|all` on the command line wins over TASKHOOK_ROLE (one image, several process groups). */
@@ -91,8 +89,8 @@ function surviveDatabaseConnectionLoss(log: Logger) {
 }
 
 export async function serve(role: string | undefined): Promise<void> {
-  tuneHeap();
   const cfg = config(role);
+  tuneHeap(cfg.heapGrowingPercent);
   const log = createLogger(cfg.logLevel);
   surviveDatabaseConnectionLoss(log);
   let gw: Gateway;
