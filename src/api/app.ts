@@ -123,7 +123,7 @@ export function createApp(deps: AppDeps) {
   v1.use(async (c, next) => {
     const header = c.req.header('authorization') ?? '';
     const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header);
-    const tenant = await throttledAuth(deps.authThrottle, c, header, () => (m ? deps.tenants.byApiKey(m[1]!) : undefined));
+    const tenant = await throttledAuth(deps.authThrottle, c, header, () => (m ? deps.tenants.byApiKeyNow(m[1]!) : undefined));
     if (!tenant) throw Unauthorized();
     c.set('tenant', tenant);
     const rate = tenant.limits.apiRatePerS;

@@ -50,10 +50,20 @@ async function readCapped(c: Context, limit: number): Promise<string> {
         }
         chunks.push(chunk);
       };
+      // (an error is made only if the body did not arrive: 'close' follows every request's 'end',
+      // and a ClientGone built there each time — a stack trace per request — was most of
+      // the cost of an ApiError in a registration profile)
+      let ended = false;
+      const gone = () => {
+        if (!ended) reject(ClientGone());
+      };
       incoming.on('data', onData);
-      incoming.once('end', resolve);
-      incoming.once('error', () => reject(ClientGone()));
-      incoming.once('close', () => reject(ClientGone()));
+      incoming.once('end', () => {
+        ended = true;
+        resolve();
+      });
+      incoming.once('error', gone);
+      incoming.once('close', gone);
     });
   } else {
     const raw = c.req.raw.body;

@@ -51,10 +51,52 @@ export class TenantDirectory {
     private readonly now: () => number = Date.now,
   ) {}
 
-  async byApiKey(key: string): Promise<Tenant | undefined> {
+  private readonly refreshing = new Set<string>();
+
+  /**
+   * The API's hot path: byApiKey without a promise while the key is cached. Past the TTL
+   * (up to twice it) a known-good key still answers at once while one lookup refreshes it
+   * in the background: a busy client's requests then never wait for, or pile up behind, a
+   * database round trip every TTL (piled up, 64 concurrent requests each held a token of
+   * the failed-auth throttle and the 11th was refused with 429). So a disabled key or
+   * tenant stops working here within 2 × TTL (+ the refresh), not 1 × TTL; unknown or bad
+   * keys are looked up (or refused from the cache) exactly as by byApiKey.
+   */
+  byApiKeyNow(key: string): Tenant | undefined | Promise<Tenant | undefined> {
     const hash = hashApiKey(key);
     const hit = this.byKey.get(hash);
-    if (hit && this.now() - hit.at < this.ttlMs) return hit.id ? this.get(hit.id) : undefined;
+    const at = this.now();
+    if (hit?.id !== undefined && at - hit.at < 2 * this.ttlMs) {
+      const t = this.byId.get(hit.id);
+      if (t && at - t.at < 2 * this.ttlMs) {
+        if ((at - hit.at >= this.ttlMs || at - t.at >= this.ttlMs) && !this.refreshing.has(hash)) {
+          this.refreshing.add(hash);
+          this.byApiKey(key)
+            .catch(() => {}) // (the database away: the entry expires at 2 × TTL and the next request asks itself)
+            .finally(() => this.refreshing.delete(hash));
+        }
+        return t.tenant;
+      }
+    }
+    return this.byApiKey(key);
+  }
+
+  private readonly lookups = new Map<string, Promise<Tenant | undefined>>();
+
+  /** Concurrent lookups of one key share one query. */
+  byApiKey(key: string): Promise<Tenant | undefined> {
+    const hash = hashApiKey(key);
+    const hit = this.byKey.get(hash);
+    if (hit && this.now() - hit.at < this.ttlMs) return hit.id ? this.get(hit.id) : Promise.resolve(undefined);
+    let p = this.lookups.get(hash);
+    if (!p) {
+      p = this.lookUp(hash).finally(() => this.lookups.delete(hash));
+      this.lookups.set(hash, p);
+    }
+    return p;
+  }
+
+  private async lookUp(hash: string): Promise<Tenant | undefined> {
     const [row] = await this.sql<{ id: string }[]>`select id from tenants where api_key_hash = ${hash} and disabled_at is null`;
     if (this.byKey.size > 10_000) this.byKey.clear();
     this.byKey.set(hash, { at: this.now(), id: row?.id });
