@@ -93,14 +93,17 @@ describe('workers own tasks while alive', () => {
     const bId = await workerIdOf(f, b);
     const n = 120;
     const ids = await registerPending(f, api, n); // pending for the whole test
-    // both own a share, and nothing is left unowned
-    await until('both workers to own tasks', async () => {
+    // nothing is left unowned; the one that owns more dies (often both own a share, but the
+    // first claim after the batch comes due may take all 120: balancing moves nothing that small)
+    const o = await until('every task to be owned', async () => {
       const o = await owners(f!);
-      return (o.get(aId) ?? 0) > 0 && (o.get(bId) ?? 0) > 0 && (o.get(aId)! + o.get(bId)!) === n ? o : undefined;
+      return (o.get(aId) ?? 0) + (o.get(bId) ?? 0) === n ? o : undefined;
     });
-    const aTasks = (await f.db.sql<{ task_id: string }[]>`select task_id from upstream_tasks where owner_id = ${aId}`).map((r) => r.task_id);
+    const [victim, victimId, survivorProxy] = (o.get(aId) ?? 0) >= (o.get(bId) ?? 0) ? [a, aId, pb] : [b, bId, pa];
+    const aTasks = (await f.db.sql<{ task_id: string }[]>`select task_id from upstream_tasks where owner_id = ${victimId}`).map((r) => r.task_id);
+    expect(aTasks.length).toBeGreaterThan(0);
     const killed = Date.now();
-    expect(await a.kill('SIGKILL')).toBeNull();
+    expect(await victim.kill('SIGKILL')).toBeNull();
     await completeAll(f);
     const aWatches = new Set(
       (await f.db.sql<{ id: string }[]>`select id from watches where task_id = any(${aTasks})`).map((r) => r.id),
@@ -118,7 +121,7 @@ describe('workers own tasks while alive', () => {
     const bound = TAKEOVER_MS + 6_000 * SCALE + 4_000;
     console.info(`takeover: ${aTasks.length} tasks of the killed worker, all delivered by the survivor ${tookMs} ms after the kill (bound ${bound} ms)`);
     expect(tookMs).toBeLessThan(bound);
-    expect(pb.polls.some(([, id]) => aTasks.includes(id))).toBe(true);
+    expect(survivorProxy.polls.some(([, id]) => aTasks.includes(id))).toBe(true);
   });
 
   it('SIGSTOP past the timeout: the other takes over; after SIGCONT the stale worker polls and writes nothing of what it had', async () => {
