@@ -74,9 +74,15 @@ describe('event bodies', () => {
         snapshot_bytes: after.snapshots - before.snapshots,
         deliveries_bytes_per_delivery: perDelivery,
       });
-      // one copy in event_bodies and one in the task's final snapshot, plus 200 small rows and their attempts
-      expect(after.bodies - before.bodies).toBeLessThan(1.5 * blob.length);
-      expect(grew).toBeLessThan(4 * blob.length);
+      // one copy in event_bodies and one in the task's final snapshot, plus small rows per watch
+      // (its delivery, two attempts, the watch's own updates, their index entries, dead row
+      // versions and page slack: 3.5–8 KiB a watch measured, with wide run-to-run noise on a
+      // shared server). A copy per watch would be 512 KiB each, 100 MiB in all.
+      const bodies = after.bodies - before.bodies;
+      const snapshots = after.snapshots - before.snapshots;
+      expect(bodies).toBeLessThan(1.5 * blob.length);
+      expect(snapshots).toBeLessThan(1.5 * blob.length);
+      expect((grew - bodies - snapshots) / 200, 'bytes per watch besides the two copies').toBeLessThan(16 * KiB);
       expect(perDelivery).toBeLessThan(2 * KiB);
     } finally {
       await s.close();
