@@ -4,7 +4,7 @@
 // (a checkpoint: 30 s at the real cadence) found the row gone. Real processes, the real
 // 3–6 s cadence, the worker's polls seen through a tagging proxy.
 import { afterEach, describe, expect, it } from 'vitest';
-import { startFleet, type Fleet } from './support/fleet.js';
+import { registerWatch, startFleet, type Fleet } from './support/fleet.js';
 import { TEST_API_KEY } from './support/env.js';
 import { startTaggingProxy, type TaggingProxy } from './support/tagging-proxy.js';
 
@@ -27,13 +27,7 @@ describe('cancel', () => {
     await f.gateway({ TASKHOOK_ROLE: 'worker', UPSTREAM_BASE_URL: p.url });
     const watch = async () => {
       const task = f!.upstream.createTask({ durationMs: 3_600_000, processingAfterMs: 0 });
-      const res = await fetch(`${api.url}/v1/watches`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${TEST_API_KEY}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ task_id: task.task_id, callback_url: `${f!.receiver.url}/hook` }),
-      });
-      expect(res.status).toBe(201);
-      return { task: task.task_id, watch: ((await res.json()) as { id: string }).id };
+      return { task: task.task_id, watch: await registerWatch(api, { task_id: task.task_id, callback_url: `${f!.receiver.url}/hook` }) };
     };
     const [gone, kept] = [await watch(), await watch()];
     const polled = (task: string, after = 0) => p!.polls.filter(([at, id]) => id === task && at > after).length;

@@ -5,8 +5,7 @@
 // after their lease (2 × the delivery deadline + 5 s: 35 s here). Real processes: SIGKILL
 // one of two workers while its sends hang at a slow receiver, no restart.
 import { afterEach, describe, expect, it } from 'vitest';
-import { startFleet, tally, type Fleet } from './support/fleet.js';
-import { TEST_API_KEY } from './support/env.js';
+import { registerWatch, startFleet, tally, type Fleet } from './support/fleet.js';
 import { DEFAULT_WORKER_TIMEOUT_MS } from '../src/poller/tuning.js';
 import { processState, type GatewayProcess } from './support/process.js';
 import { leaseFor } from '../src/gateway.js';
@@ -25,13 +24,7 @@ async function registerDone(fleet: Fleet, api: GatewayProcess, n: number): Promi
   const ids: string[] = [];
   for (let i = 0; i < n; i++) {
     const task = fleet.upstream.createTask({ durationMs: 0, processingAfterMs: 0 });
-    const res = await fetch(`${api.url}/v1/watches`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TEST_API_KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ task_id: task.task_id, callback_url: `${fleet.receiver.url}/hook/${i}` }),
-    });
-    expect(res.status).toBe(201);
-    ids.push(((await res.json()) as { id: string }).id);
+    ids.push(await registerWatch(api, { task_id: task.task_id, callback_url: `${fleet.receiver.url}/hook/${i}` }));
   }
   return ids;
 }
@@ -47,18 +40,7 @@ describe('deliveries follow their worker', () => {
     let hang = true;
     f.receiver.decide = () => (hang ? { status: 204, hang: true } : undefined);
     const n = 12;
-    const ids: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const task = f.upstream.createTask({ durationMs: 0, processingAfterMs: 0 });
-      const res = await fetch(`${api.url}/v1/watches`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${TEST_API_KEY}`, 'content-type': 'application/json' },
-        // one URL each: no per-URL cap holds any of them back
-        body: JSON.stringify({ task_id: task.task_id, callback_url: `${f.receiver.url}/hook/${i}` }),
-      });
-      expect(res.status).toBe(201);
-      ids.push(((await res.json()) as { id: string }).id);
-    }
+    const ids = await registerDone(f, api, n);
     // every delivery in flight from the first worker (the only one so far)
     await f.receiver.waitFor((all) => new Set(all.map((r) => r.json?.watch_id)).size === n, 30_000);
     const [aRow] = await f.db.sql<{ id: number }[]>`select id::int as id from workers where pid = ${a.child.pid!} and dead_at is null`;

@@ -10,8 +10,7 @@
 //   contract's minimum (outside takeovers, of which there are none here);
 // - checkpoints keep the API's polls / next_poll_at within their documented bound.
 import { afterEach, describe, expect, it } from 'vitest';
-import { startFleet, tally, type Fleet } from './support/fleet.js';
-import { TEST_API_KEY } from './support/env.js';
+import { registerWatch, startFleet, tally, type Fleet } from './support/fleet.js';
 import { processState, type GatewayProcess } from './support/process.js';
 import { startTaggingProxy, type TaggingProxy } from './support/tagging-proxy.js';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.js';
@@ -66,13 +65,7 @@ async function registerPending(fleet: Fleet, api: GatewayProcess, n: number): Pr
     const batch = await Promise.all(
       Array.from({ length: Math.min(25, n - i) }, async () => {
         const task = fleet.upstream.createTask({ durationMs: 3_600_000, processingAfterMs: 0 });
-        const res = await fetch(`${api.url}/v1/watches`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${TEST_API_KEY}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ task_id: task.task_id, callback_url: `${fleet.receiver.url}/hook` }),
-        });
-        expect(res.status).toBe(201);
-        return ((await res.json()) as { id: string }).id;
+        return registerWatch(api, { task_id: task.task_id, callback_url: `${fleet.receiver.url}/hook` });
       }),
     );
     ids.push(...batch);

@@ -49,6 +49,17 @@ export async function startFleet(extraEnv: Record<string, string> = {}): Promise
   };
 }
 
+/** Registers one watch through a gateway process (the test's key; 201 expected) → its id. */
+export async function registerWatch(api: GatewayProcess, body: { task_id: string; callback_url: string; metadata?: unknown }): Promise<string> {
+  const res = await fetch(`${api.url}/v1/watches`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TEST_API_KEY}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { id: string }).id;
+}
+
 export async function registerMany(f: Fleet, apis: GatewayProcess[], n: number, maxDurationMs = 1500): Promise<string[]> {
   const ids: string[] = [];
   for (let i = 0; i < n; i += 20) {
@@ -60,13 +71,7 @@ export async function registerMany(f: Fleet, apis: GatewayProcess[], n: number, 
           processingAfterMs: 0,
           capability: (['voice', 'image', 'video'] as const)[k % 3],
         });
-        const res = await fetch(`${apis[k % apis.length]!.url}/v1/watches`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${TEST_API_KEY}`, 'content-type': 'application/json' },
-          body: JSON.stringify({ task_id: task.task_id, callback_url: `${f.receiver.url}/hook`, metadata: { k } }),
-        });
-        expect(res.status).toBe(201);
-        return ((await res.json()) as { id: string }).id;
+        return registerWatch(apis[k % apis.length]!, { task_id: task.task_id, callback_url: `${f.receiver.url}/hook`, metadata: { k } });
       }),
     );
     ids.push(...batch);
