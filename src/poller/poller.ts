@@ -62,7 +62,19 @@ export function createPoller(o: PollerOptions) {
   const tasks = new Ownership(now);
   const writes = createTaskWrites(sql, now, o.onEnqueued);
   const ask = createAsker({ ...o, random, now });
-  const heap = new HeapDispatcher<Owned>({ maxInFlight: o.maxInFlight ?? MAX_IN_FLIGHT, now, active: () => liveness.active, run: poll });
+  // Polls of one upstream origin run at most as many at once as the client has connections
+  // to it; the rest wait in the heap's lane, not queued inside undici (heap-dispatch.ts).
+  const laneOf = (t: Owned): string => {
+    const tenant = o.tenants.peek(t.tenant_id);
+    return tenant ? o.upstream.originOf(tenant.upstreamBaseUrl) : t.tenant_id;
+  };
+  const heap = new HeapDispatcher<Owned>({
+    maxInFlight: o.maxInFlight ?? MAX_IN_FLIGHT,
+    now,
+    active: () => liveness.active,
+    run: poll,
+    lanes: { of: laneOf, max: o.upstream.connections },
+  });
   const liveness = new WorkerLiveness({
     sql,
     log,

@@ -100,6 +100,8 @@ export interface UpstreamClientOptions {
 export class UpstreamClient {
   /** the one dispatcher every request of this client goes through (address policy included) */
   readonly agent: Dispatcher;
+  /** connections per upstream origin: the poller runs at most this many polls of one origin at once */
+  readonly connections: number;
   private readonly timeoutMs: number;
   private readonly now: () => number;
   /** per base URL: its origin and path prefix (parsed once, not per poll) */
@@ -110,8 +112,9 @@ export class UpstreamClient {
   constructor(opts: UpstreamClientOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.now = opts.now ?? Date.now;
+    this.connections = opts.connections ?? 64;
     const pool = {
-      connections: opts.connections ?? 64,
+      connections: this.connections,
       keepAliveTimeout: 30_000,
       connect: { timeout: this.timeoutMs },
     };
@@ -191,6 +194,11 @@ export class UpstreamClient {
       default:
         return { kind: 'error', message: `upstream answered HTTP ${res.status}` };
     }
+  }
+
+  /** The origin a poll of `baseUrl` goes to (the string itself when it is not a URL). */
+  originOf(baseUrl: string): string {
+    return this.base(baseUrl)?.origin ?? baseUrl;
   }
 
   private base(baseUrl: string): { origin: string; prefix: string } | null {
