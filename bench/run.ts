@@ -99,7 +99,7 @@ if (argv.help) {
   --adaptive              instead: fixed vs adaptive polling on a realistic mix (bench/adaptive.ts; --adaptive --help)
   --tsx                   run the gateways from src/ through tsx (bin/taskhook.js in a checkout) instead of the compiled dist/
   --n N                   active tasks per contender in the side-by-side (full 20000, quick 5000)
-  --sizes a,b,c           taskhook sweep sizes (full 1000,10000,50000,100000; quick 1000; N is added)
+  --sizes a,b,c           taskhook sweep sizes (full 1000,10000,50000,100000; quick 1000,20000; N is added)
   --burst B               completed tasks registered at once for the drain (full 20000, quick 2000)
   --trickle M             tasks finishing one by one for terminal-poll → 2xx (full 500, quick 200)
   --window S              measurement window in seconds (full 20, quick 2.5)
@@ -141,7 +141,8 @@ const num = (v: string | undefined, full: number, q: number) => (v === undefined
 const cfg = {
   quick,
   n: num(argv.n, 20_000, 5_000),
-  sizes: (argv.sizes ?? (quick ? '1000' : '1000,10000,50000,100000')).split(',').map(Number),
+  // (quick: 20,000 at scale 0.05 asks 88,889 polls/s: past one process, so the run measures its capacity)
+  sizes: (argv.sizes ?? (quick ? '1000,20000' : '1000,10000,50000,100000')).split(',').map(Number),
   burst: num(argv.burst, 20_000, 2_000),
   trickle: num(argv.trickle, 500, 200),
   trickleStartMs: quick ? 300 : 1_000,
@@ -1034,6 +1035,12 @@ function report(results: any, facts: ReturnType<typeof machineFacts>, pg: Record
   }
 
   // ratios and targets
+  // Capacity: the most polls/s at a sweep point where the worker was saturated (asked ≥ 1.2×
+  // what it did). A point the demand bounds (the quick run's N = 5,000 asks 22,222/s) says
+  // nothing about what one process can do, so "≥ 50 % of raw" is judged on this.
+  const saturated = (th?.sweep ?? []).filter((s: SweepRow) => s.demand >= 1.2 * s.window.pollsPerS);
+  const capacity = saturated.length ? saturated.reduce((a: SweepRow, b: SweepRow) => (b.window.pollsPerS > a.window.pollsPerS ? b : a)) : undefined;
+  const capacityOverRaw = capacity && rawPerS ? capacity.window.pollsPerS / rawPerS : undefined;
   const thPolls = atN?.window.pollsPerS;
   const over = (c: ContenderResult | undefined) => (thPolls !== undefined && c ? thPolls / c.sustained.pollsPerS : undefined);
   // the peers a user would pick instead of taskhook: the durable job-queue builds (naive is not durable)
@@ -1041,6 +1048,8 @@ function report(results: any, facts: ReturnType<typeof machineFacts>, pg: Record
   const bestPeer = peers.length ? peers.reduce((a, b) => (b.sustained.pollsPerS > a.sustained.pollsPerS ? b : a)) : undefined;
   const ratios = {
     taskhookOverRaw: thPolls !== undefined && rawPerS ? thPolls / rawPerS : undefined,
+    capacityOverRaw,
+    capacityN: capacity?.n,
     taskhookOverPgboss: over(results.pgboss),
     taskhookOverBullmq: over(results.bullmq),
     taskhookOverGraphile: over(results.graphile),
@@ -1049,6 +1058,8 @@ function report(results: any, facts: ReturnType<typeof machineFacts>, pg: Record
     taskhookOverBestPeer: over(bestPeer),
   };
   if (thPolls !== undefined) {
+    if (capacity) L.push(`Capacity (most polls/s where the worker was saturated): ${fmt.int(capacity.window.pollsPerS)} at N = ${fmt.int(capacity.n)} (asked ${fmt.int(capacity.demand)}) = ${fmt.pct(capacityOverRaw)} of raw`);
+    else L.push(`Capacity: no sweep point saturated the worker (each got ≥ 83 % of what it asked): add a larger --sizes point to measure it`);
     L.push(`Ratios (polls/s at N = ${fmt.int(cfg.n)}, same run): taskhook ÷ raw ${fmt.pct(ratios.taskhookOverRaw)} (of ${fmt.int(rawPerS)} GET/s, the higher raw run), ÷ pg-boss ${fmt.ratio(ratios.taskhookOverPgboss)}, ÷ BullMQ ${fmt.ratio(ratios.taskhookOverBullmq)}, ÷ graphile-worker ${fmt.ratio(ratios.taskhookOverGraphile)}, ÷ naive ${fmt.ratio(ratios.taskhookOverNaive)}`);
     if (bestPeer) L.push(`  taskhook ÷ best peer (${bestPeer.name}, ${fmt.int(bestPeer.sustained.pollsPerS)} polls/s) ${fmt.ratio(ratios.taskhookOverBestPeer)}`);
     L.push('');
@@ -1060,7 +1071,7 @@ function report(results: any, facts: ReturnType<typeof machineFacts>, pg: Record
     targets.push({ name, value: shown, verdict: value === undefined || Number.isNaN(value) || !applicable ? 'n/a' : ok(value) ? 'met' : 'missed', note });
   };
   if (th) {
-    judge('polls/s ≥ 50 % of raw', ratios.taskhookOverRaw, (v) => v >= 0.5, fmt.pct(ratios.taskhookOverRaw));
+    judge('polls/s ≥ 50 % of raw (capacity)', capacityOverRaw, (v) => v >= 0.5, capacity ? `${fmt.pct(capacityOverRaw)} (N = ${fmt.int(capacity.n)})` : '—', capacity ? undefined : 'no saturated sweep point');
     judge('deliveries/s ≥ 5,000', th.burst?.perS, (v) => v >= 5000, fmt.int(th.burst?.perS));
     judge('taskhook ≥ 2× pg-boss (polls/s)', ratios.taskhookOverPgboss, (v) => v >= 2, fmt.ratio(ratios.taskhookOverPgboss));
     judge('taskhook ≥ 2× best peer (polls/s)', ratios.taskhookOverBestPeer, (v) => v >= 2, fmt.ratio(ratios.taskhookOverBestPeer), bestPeer && `best of ${peers.map((c) => c.name).join(', ')}: ${bestPeer.name}`);
