@@ -36,9 +36,16 @@ describe('adaptive schedule', () => {
     { why: 'no distribution for the kind', curve: undefined, age: 5 },
     { why: 'fewer completions than minEvents', curve: learned(20, 0.3, 10), age: 5 },
     { why: 'upstream gave no created_at', curve: video90, age: null },
-    { why: 'the task outlived what was learned (tail)', curve: voice7, age: 40 },
   ])('falls back to the fixed cadence when $why', ({ curve, age }) => {
     for (const random of [0, 0.5, 0.99]) expect(delay(age, curve, { ageMs: 10_000, random })).toBe(fixed(10_000, random));
+  });
+
+  it.each([
+    { watchAgeMs: 10_000, random: 0, want: tuning.bodyGapS * 1000 },
+    { watchAgeMs: 10_000, random: 0.99, want: fixed(10_000, 0.99) },
+    { watchAgeMs: 400_000, random: 0.5, want: fixed(400_000, 0.5) },
+  ])('past what was learned (the tail): the fixed cadence, never under the lag ceiling (watch $watchAgeMs ms, draw $random)', ({ watchAgeMs, random, want }) => {
+    expect(delay(40, voice7, { ageMs: watchAgeMs, random })).toBe(Math.round(Math.max(tuning.bodyGapS * 1000, want)));
   });
 
   it('skips the part of the distribution where tasks of the kind do not end (90 s video at 4 s: one long gap)', () => {

@@ -8,7 +8,7 @@ import type { Decay } from './histogram.js';
  * 6 s, the fixed cadence's own longest gap: the mix's lag p99 follows it (live, 6.5 s put
  * it at 1.15× fixed's; bench/README.md).
  */
-export const DEFAULT_LAG_S = 6;
+export const DEFAULT_LAG_S = 5.7;
 
 /**
  * The tuning for a lag ceiling of `lagS` seconds. Keller's √hazard placement, with
@@ -19,9 +19,10 @@ export const DEFAULT_LAG_S = 6;
  * (bench/adaptive-model.ts; bench/README.md quotes the sweep).
  */
 export function tuningFor(lagS: number): AdaptiveTuning {
+  const step = lagS / 3.25;
   return {
     placement: 'sqrt-hazard',
-    step: lagS / 3.25,
+    step,
     bodyGapS: lagS,
     // the gap that jumps to where tasks start ending may hold 15 % of what is left, of
     // which at most 1 % may end more than lagS before that poll. Measured (model, lag 6.5,
@@ -30,7 +31,8 @@ export function tuningFor(lagS: number): AdaptiveTuning {
     // 1 % rule → 0.585× at lag p50 0.97×, p99 1.07×, that kind's p99 10 s. (Where the
     // onset gap is short — voice, image — only the 15 % binds.)
     bodyMass: 0.15,
-    lateMass: 0.01,
+    lateMass: Math.min(0.03, lagS / 380),
+    pollCost: step ** 2 / 4,
     // below 20 completions a kind is polled on the fixed cadence
     minEvents: 20,
     // the last 1 % of the learned distribution is its least known part: fixed cadence there
