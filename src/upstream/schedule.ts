@@ -168,6 +168,17 @@ export function adaptiveDelayMs(a: AdaptiveTiming, scale: number, fixedMs = 0, s
  * mix's lag p99.
  */
 function lateEdge(curve: Curve, lateMass: number): number | undefined {
+  // a function of the curve alone (rebuilt on every cache refresh): computed once per curve
+  const memo = lateEdges.get(curve);
+  if (memo && memo.lateMass === lateMass) return memo.at;
+  const at = lateEdgeOf(curve, lateMass);
+  lateEdges.set(curve, { lateMass, at });
+  return at;
+}
+
+const lateEdges = new WeakMap<Curve, { lateMass: number; at: number | undefined }>();
+
+function lateEdgeOf(curve: Curve, lateMass: number): number | undefined {
   const late = timeWhenSurvival(curve, 1 - lateMass);
   const q10 = timeWhenSurvival(curve, 0.9);
   const q50 = timeWhenSurvival(curve, 0.5);
