@@ -6,7 +6,7 @@
 // counts: tasks created after the warm-up, lag = completed_at → webhook. Many seeds, so
 // a figure comes with the spread one live run (~600 counted tasks) has around it:
 // bench/adaptive-model.ts is the steady state, this is what one live run may print.
-// `npx tsx bench/adaptive-replay.ts [--seeds N] [--lag 6,3] [--delivery S] [--rtt S]`
+// `npx tsx bench/adaptive-replay.ts [--seeds N] [--draws N] [--lag 5.7,3] [--delivery S] [--rtt S]`
 import { parseArgs } from 'node:util';
 import { curveOf, emptyHistogram, type Curve, type Histogram } from '../src/durations/histogram.js';
 import { learn } from '../src/durations/drift.js';
@@ -184,15 +184,26 @@ export const summary = (rs: Ratios[]) => {
 
 if (process.argv[1]?.endsWith('adaptive-replay.ts')) {
   const { values } = parseArgs({
-    options: { seeds: { type: 'string', default: '24' }, lag: { type: 'string', default: '6,3' }, delivery: { type: 'string', default: '0.1' }, rtt: { type: 'string', default: '0.02' } },
+    options: {
+      seeds: { type: 'string', default: '24' },
+      draws: { type: 'string', default: '16' },
+      lag: { type: 'string', default: '5.7,3' },
+      delivery: { type: 'string', default: '0.1' },
+      rtt: { type: 'string', default: '0.02' },
+    },
   });
   const seeds = Array.from({ length: Number(values.seeds) }, (_, i) => 16 + i);
+  const draws = Array.from({ length: Number(values.draws) }, (_, i) => 1000 + i);
   const o = { deliveryS: Number(values.delivery), rttS: Number(values.rtt) };
   const f = (x: number) => x.toFixed(3);
-  console.log(`the live bench's run replayed (${seeds.length} seeds, delivery ${o.deliveryS} s, rtt ${o.rttS} s): mean ratio to fixed, [sd], 90th percentile over seeds`);
+  const max = (rs: Ratios[], k: keyof Ratios) => Math.max(...rs.map((r) => r[k]));
+  console.log(`the live bench's run replayed (delivery ${o.deliveryS} s, rtt ${o.rttS} s); ratios to fixed on the same tasks`);
   for (const lag of values.lag!.split(',').map(Number)) {
+    const live = ratiosOver(draws, tuningFor(lag), { ...o, seed: 16 });
+    const l = summary(live);
     const s = summary(ratiosOver(seeds, tuningFor(lag), o));
-    console.log(`lag knob ${String(lag).padEnd(4)} requests ${f(s.requests)}× [${f(s.sdRequests)}]  lag p50 ${f(s.p50)}× [${f(s.sdP50)}] q90 ${f(s.p50q90)}  p99 ${f(s.p99)}× [${f(s.sdP99)}] q90 ${f(s.p99q90)}`);
+    console.log(`lag knob ${String(lag).padEnd(4)} the quoted run's tasks (seed 16), ${draws.length} draws: requests ${f(l.requests)}×  lag p50 ${f(l.p50)}× (max ${f(max(live, 'p50'))})  p99 ${f(l.p99)}× (max ${f(max(live, 'p99'))})`);
+    console.log(`${''.padEnd(14)} ${seeds.length} other task sets: requests ${f(s.requests)}× [sd ${f(s.sdRequests)}]  lag p50 ${f(s.p50)}× [${f(s.sdP50)}]  p99 ${f(s.p99)}× [${f(s.sdP99)}] (90th percentile ${f(s.p99q90)})`);
   }
   const one = { ...o, seed: 16 };
   const tasks = arrivals(one);
