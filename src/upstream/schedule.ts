@@ -161,11 +161,11 @@ export function adaptiveDelayMs(a: AdaptiveTiming, scale: number, fixedMs = 0, s
  * The time up to which a kind's tasks may end more than the lag ceiling before the poll
  * that sees them: the lateMass point of the whole distribution (so the share is counted
  * once per task, however many gaps its onset takes), or earlier where a log-normal
- * through the 10 % and 50 % points puts it. Measured (bench/adaptive-replay.ts): the
- * 1 % point of a histogram of ~50 samples sits near its earliest sample, later than the
- * truth, and with each onset gap counting its own 1 % of what was left, 1.4 % of the
- * 90 s video (not 1 %) ended more than the ceiling before their poll — most of the
- * mix's lag p99.
+ * through the 10 % and 50 % points puts it. Measured (bench/adaptive-replay.ts, lag 5.7 s,
+ * lateMass 1 %): with each onset gap counting its own 1 % of what was left, 2.5 % of the
+ * 90 s video ended more than the ceiling before their poll — most of the mix's lag p99;
+ * counted once but from the histogram alone, 1.4 % (the 1 % point of ~50 samples sits
+ * near the earliest of them, later than the truth); both, 0.8 %.
  */
 function lateEdge(curve: Curve, lateMass: number): number | undefined {
   // a function of the curve alone (rebuilt on every cache refresh): computed once per curve
