@@ -48,7 +48,7 @@ const line = (k: 'p50' | 'p99', color: string) => {
 };
 line('p50', '#1f77b4');
 line('p99', '#d62728');
-for (const p of sweep) if (p.lag === 3 || p.lag === 5.7 || p.lag === 8) e.push(`<text x="${X(p.x) + 6}" y="${Y(p.p50) - 6}" font-size="11" fill="#1f77b4">${p.lag} s</text>`);
+for (const p of sweep) if (p.lag === 3 || p.lag === 6 || p.lag === 8) e.push(`<text x="${X(p.x) + 6}" y="${Y(p.p50) - 6}" font-size="11" fill="#1f77b4">${p.lag} s</text>`);
 e.push(`<rect x="${X(1) - 5}" y="${Y(1) - 5}" width="10" height="10" fill="black"/><text x="${X(1) - 8}" y="${Y(1) - 10}" text-anchor="end" font-size="12">fixed</text>`);
 for (const p of live.filter((l) => l.name !== 'fixed')) {
   e.push(`<path d="M${X(p.x)} ${Y(p.p50) - 6} l6 10 h-12 z" fill="none" stroke="#1f77b4" stroke-width="2"/>`);

@@ -33,7 +33,7 @@ const { values: argv } = parseArgs({
     'warm-up': { type: 'string', default: '3' },
     rate: { type: 'string', default: '1' },
     scale: { type: 'string', default: '0.2' },
-    lag: { type: 'string', default: '5.7,3' },
+    lag: { type: 'string', default: '6,3' },
     seed: { type: 'string', default: '16' },
     'cpu-tasks': { type: 'string', default: '200' },
     drain: { type: 'string', default: '900' },
@@ -52,7 +52,7 @@ if (argv.help) {
   --warm-up M    minutes excluded from the totals (cold start; default 3)
   --rate R       tasks per uncompressed second (default 1)
   --scale X      time compression: every delay and duration × X (default 0.2)
-  --lag a,b      TASKHOOK_POLL_LAG_S of the adaptive gateways (default 5.7,3)
+  --lag a,b      TASKHOOK_POLL_LAG_S of the adaptive gateways (default 6,3)
   --seed N       the tasks' random seed (default 16)
   --drain S      after the arrivals, wait up to S uncompressed seconds for the last webhooks (default 900);
                  the figures count only tasks whose webhook every strategy received

@@ -22,9 +22,14 @@ export type PollSignal =
   | { kind: 'rate_limited'; retryAfterMs: number | undefined; streak: number };
 
 export interface PollTiming {
-  /** since the watch was registered (the row's created_at) */
+  /** since the watch was registered (the row's created_at), in real ms */
   ageMs: number;
   random: number; // [0, 1)
+  /**
+   * TASKHOOK_POLL_SCALE: a time-compressed run is the real one in its own time, so every
+   * delay is × scale and the age the cadence reads is ÷ scale (a watch 30 s old at 0.5 is
+   * a minute old: the fixed cadence's slowdown starts there, as it would at scale 1)
+   */
   scale?: number;
   /** what the adaptive strategy needs; absent (TASKHOOK_POLL_STRATEGY=fixed, or no answer yet) → the fixed cadence */
   adaptive?: AdaptiveTiming | undefined;
@@ -74,7 +79,7 @@ export const MAX_GAP_MS = 60_000;
 
 export function nextPollDelayMs(signal: PollSignal, t: PollTiming): number {
   const scale = t.scale ?? 1;
-  const normal = fixedDelayMs(t.ageMs, t.random);
+  const normal = fixedDelayMs(t.ageMs / scale, t.random);
   switch (signal.kind) {
     case 'ok': {
       const learned = t.adaptive ? adaptiveDelayMs(t.adaptive, scale, normal * scale) : undefined;
