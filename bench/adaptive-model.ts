@@ -266,7 +266,7 @@ export async function shiftRun(o: { from: ModelKind; to: ModelKind; perMin: numb
 
 // `npx tsx bench/adaptive-model.ts`: the sweep bench/README.md quotes.
 if (process.argv[1]?.endsWith('adaptive-model.ts') && !process.argv.includes('--cpu') && !process.argv.includes('--shift')) {
-  const { tuningFor, DECAY } = await import('../src/durations/tuning.js');
+  const { tuningFor, DECAY, DEFAULT_LAG_S } = await import('../src/durations/tuning.js');
   const fixed = modelRun(undefined);
   const contract = modelRun(undefined, MODEL_MIX, { contract: true });
   const f = (x: number) => x.toFixed(3);
@@ -281,7 +281,7 @@ if (process.argv[1]?.endsWith('adaptive-model.ts') && !process.argv.includes('--
   );
   console.log(`\nlearned online with the gateway's memory (1/${DECAY.samples} per completion), requests and lag as × the fixed strategy's:`);
   console.log('placement       lag knob  requests×  lag p50×  lag p99×');
-  const knobs = [3, 3.5, 4, 5, 6, 6.5, 7];
+  const knobs = [3, 3.5, 4, 5, 5.7, 6, 6.5, 7];
   for (const placement of ['sqrt-hazard', 'ladder', 'threshold'] as const) {
     for (const lag of knobs) {
       const t = { ...tuningFor(lag), placement, ...(placement === 'ladder' ? { step: Math.min(0.9, lag / 10) } : placement === 'threshold' ? { step: 0.15 } : {}) };
@@ -289,26 +289,26 @@ if (process.argv[1]?.endsWith('adaptive-model.ts') && !process.argv.includes('--
       console.log(`${placement.padEnd(15)} ${String(lag).padEnd(9)} ${f(r.polls / fixed.polls).padEnd(10)} ${f(r.lagP50 / fixed.lagP50).padEnd(9)} ${f(r.lagP99 / fixed.lagP99)}`);
     }
   }
-  for (const lag of [6, 3]) {
+  for (const lag of [DEFAULT_LAG_S, 3]) {
     const r = modelRun(tuningFor(lag), MODEL_MIX, { memory: DECAY.samples });
     console.log(`\nadaptive, lag knob ${lag} s (sqrt-hazard): ${f(r.polls / fixed.polls)}× requests, lag p50 ${f(r.lagP50 / fixed.lagP50)}× p99 ${f(r.lagP99 / fixed.lagP99)}×`);
     console.log(where(r));
   }
-  const best = modelRun(tuningFor(6));
-  console.log(`\n(a perfectly known distribution, lag knob 6 s: ${f(best.polls / fixed.polls)}× requests, lag p50 ${f(best.lagP50 / fixed.lagP50)}× p99 ${f(best.lagP99 / fixed.lagP99)}×)`);
+  const best = modelRun(tuningFor(DEFAULT_LAG_S));
+  console.log(`\n(a perfectly known distribution, lag knob ${DEFAULT_LAG_S} s: ${f(best.polls / fixed.polls)}× requests, lag p50 ${f(best.lagP50 / fixed.lagP50)}× p99 ${f(best.lagP99 / fixed.lagP99)}×)`);
 }
 
 // `npx tsx bench/adaptive-model.ts --cpu`: what the adaptive decision adds to one poll's CPU
 // (the poller's only new work: the cache lookup and the schedule), against the fixed one.
 if (process.argv[1]?.endsWith('adaptive-model.ts') && process.argv.includes('--cpu')) {
-  const { tuningFor } = await import('../src/durations/tuning.js');
+  const { tuningFor, DEFAULT_LAG_S } = await import('../src/durations/tuning.js');
   const { DurationCache } = await import('../src/durations/cache.js');
   const curve = learnedCurve(MODEL_MIX[3]!, 3_000, 1);
-  const cache = new DurationCache({ sql: undefined as never, log: undefined as never, tuning: tuningFor(6.5) });
+  const cache = new DurationCache({ sql: undefined as never, log: undefined as never, tuning: tuningFor(DEFAULT_LAG_S) });
   // one learned kind in the cache, as the refresh would leave it
   (cache as unknown as { entries: Map<string, unknown> }).entries.set('default\u0000video\u0000generate\u0000vid-long', { curve });
   const body = { status: 'processing', capability: 'video', action: 'generate', model: 'vid-long', created_at: Date.now() / 1000 - 40, progress: null };
-  const N = 1_000_000;
+  let N = 1_000_000;
   const time = (f: () => void) => {
     for (let i = 0; i < 10_000; i++) f();
     const t = process.hrtime.bigint();
@@ -319,6 +319,14 @@ if (process.argv[1]?.endsWith('adaptive-model.ts') && process.argv.includes('--c
   const fixedNs = time(() => (sink += nextPollDelayMs({ kind: 'ok' }, { ageMs: 40_000, random: 0.5 })));
   const adaptiveNs = time(() => (sink += nextPollDelayMs({ kind: 'ok' }, { ageMs: 40_000, random: 0.5, adaptive: cache.timing('default', body) })));
   console.log(`schedule decision: fixed ${fixedNs.toFixed(0)} ns, adaptive (cache lookup + √hazard) ${adaptiveNs.toFixed(0)} ns per poll (${sink > 0 ? 'ok' : ''})`);
+  // the onset search (once per task, at its first answer): a voice task 2 s old, whose onset poll's time is searched
+  const voice = learnedCurve(MODEL_MIX[0]!, 3_000, 1);
+  N = 20_000;
+  for (const lag of [DEFAULT_LAG_S, 3]) {
+    const a = { taskAgeMs: 2_000, progress: null, curve: voice, tuning: tuningFor(lag) };
+    const searchNs = time(() => (sink += nextPollDelayMs({ kind: 'ok' }, { ageMs: 2_000, random: 0.5, adaptive: a })));
+    console.log(`the onset search (a 7 s voice task at its first answer, lag knob ${lag} s): ${(searchNs / 1000).toFixed(1)} µs, once per task`);
+  }
 }
 
 // `npx tsx bench/adaptive-model.ts --shift`: the image kind doubles; how soon the schedule is back at the new optimum.

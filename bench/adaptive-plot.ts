@@ -8,7 +8,7 @@ import { MODEL_MIX, modelRun } from './adaptive-model.js';
 import { DECAY, tuningFor } from '../src/durations/tuning.js';
 import { ROOT } from './lib.js';
 
-const knobs = [3, 3.5, 4, 5, 6, 6.5, 7, 8];
+const knobs = [3, 3.5, 4, 5, 5.7, 6, 6.5, 7, 8];
 const fixed = modelRun(undefined);
 const sweep = knobs.map((lag) => {
   const r = modelRun(tuningFor(lag), MODEL_MIX, { memory: DECAY.samples });
@@ -62,7 +62,7 @@ e.push(`<line x1="${X(0.6)}" y1="${Y(0.7)}" x2="${X(1.0)}" y2="${Y(0.7)}" stroke
 const lx = M.l + 14;
 e.push(`<g font-size="12"><circle cx="${lx}" cy="${M.t + 14}" r="4" fill="#1f77b4"/><text x="${lx + 10}" y="${M.t + 18}">lag p50, model learning online (knob TASKHOOK_POLL_LAG_S 3–8 s)</text>`);
 e.push(`<circle cx="${lx}" cy="${M.t + 32}" r="4" fill="#d62728"/><text x="${lx + 10}" y="${M.t + 36}">lag p99, model</text>`);
-if (live.length) e.push(`<path d="M${lx} ${M.t + 44} l6 10 h-12 z" fill="none" stroke="#555" stroke-width="2"/><text x="${lx + 10}" y="${M.t + 54}">measured by npm run bench -- --adaptive (loaded box)</text>`);
+if (live.length) e.push(`<path d="M${lx} ${M.t + 44} l6 10 h-12 z" fill="none" stroke="#555" stroke-width="2"/><text x="${lx + 10}" y="${M.t + 54}">measured by npm run bench -- --adaptive (shared 2-core box)</text>`);
 e.push('</g>');
 const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">${e.join('')}</svg>\n`;
 const out = path.join(ROOT, 'docs', 'adaptive-polling.svg');

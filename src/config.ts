@@ -6,6 +6,7 @@ import { parseAllowPrivate, type PrivateAllowance } from './net/address-policy.j
 import { parseFaults, type Fault } from './faults.js';
 import { DEFAULT_SUBMIT_PATHS, parseSubmitPaths } from './submit/path.js';
 import { parseDuration } from './duration.js';
+import { DEFAULT_LAG_S } from './durations/tuning.js';
 import { DEFAULT_AUTH_THROTTLE, parseAuthThrottle, parseTrustedProxies, type AuthThrottleSettings } from './api/auth-throttle.js';
 
 export { parseDuration } from './duration.js';
@@ -139,7 +140,7 @@ const schema = z.object({
     .number({ message: 'expected seconds (3-60)' })
     .min(3, { message: 'expected seconds (3-60)' })
     .max(60, { message: 'expected seconds (3-60)' })
-    .default(6)
+    .default(DEFAULT_LAG_S)
     .describe('`adaptive`: the longest gap between polls while a task may be ending — lower: webhooks sooner, more upstream requests'),
   TASKHOOK_MAX_WATCH_AGE_S: positiveInt('a positive number of seconds').default(86_400)
     .describe('give up polling after this'),

@@ -57,6 +57,16 @@ describe('nextPollDelayMs', () => {
   });
 
   it.each([
+    { scale: 0.5, ageMs: 40_000 }, // 80 s in the run's own time
+    { scale: 0.05, ageMs: 6_000 }, // 120 s
+    { scale: 0.1, ageMs: 30_000 }, // 300 s
+  ])('a compressed run (scale $scale) slows old watches down at their age in its own time ($ageMs ms real)', ({ scale, ageMs }) => {
+    const d = nextPollDelayMs(ok, { ageMs, random: 0.5, scale });
+    expect(d).toBeCloseTo(nextPollDelayMs(ok, { ageMs: ageMs / scale, random: 0.5 }) * scale, -1);
+    expect(d).toBeGreaterThan(nextPollDelayMs(ok, { ageMs: 0, random: 0.5, scale }));
+  });
+
+  it.each([
     { streak: 1, base: 5_000 },
     { streak: 2, base: 10_000 },
     { streak: 3, base: 20_000 },

@@ -101,6 +101,8 @@ export interface Curve {
    * checking density. Equal steps of G place polls ∝ √hazard.
    */
   G: number[];
+  /** ∫₀ᵗ S(u) du at every edge (S linear within a bin): expected lags without sampling */
+  I: number[];
 }
 
 export function curveOf(h: Histogram): Curve {
@@ -109,8 +111,10 @@ export function curveOf(h: Histogram): Curve {
   let s = 1;
   let lastEventEdge = 0;
   const G = new Array<number>(BIN_COUNT + 1);
+  const I = new Array<number>(BIN_COUNT + 1);
   S[0] = 1;
   G[0] = 0;
+  I[0] = 0;
   for (let b = 0; b < BIN_COUNT; b++) {
     const e = h.events[b] ?? 0;
     const c = h.censored[b] ?? 0;
@@ -123,10 +127,12 @@ export function curveOf(h: Histogram): Curve {
     S[b + 1] = s;
     // cumulative hazard of the bin, capped where S reaches 0 (h infinite there)
     const H = before > 0 ? Math.min(MAX_BIN_HAZARD, -Math.log(Math.max(s, 1e-300) / before)) : MAX_BIN_HAZARD;
-    G[b + 1] = G[b]! + Math.sqrt(H * (binEdgeS(b + 1) - (b === 0 ? 0 : binEdgeS(b))));
+    const width = binEdgeS(b + 1) - (b === 0 ? 0 : binEdgeS(b));
+    G[b + 1] = G[b]! + Math.sqrt(H * width);
+    I[b + 1] = I[b]! + (width * (before + s)) / 2;
     atRisk -= e + c;
   }
-  return { S, events: eventWeight(h), lastEventEdge, G };
+  return { S, events: eventWeight(h), lastEventEdge, G, I };
 }
 
 const MAX_BIN_HAZARD = 20;
@@ -167,6 +173,17 @@ export function hazardAt(c: Curve, t: number): number {
   const after = c.S[b + 1]!;
   const width = binEdgeS(b + 1) - (b === 0 ? 0 : binEdgeS(b));
   return Math.min(MAX_BIN_HAZARD, -Math.log(Math.max(after, 1e-300) / before)) / width;
+}
+
+/** ∫₀ᵗ S(u) du (seconds), exact for S linear within each bin. */
+export function survivalIntegral(c: Curve, t: number): number {
+  if (!(t > 0)) return 0;
+  const b = t < binEdgeS(1) ? 0 : Math.floor(Math.log2(t / BIN_LO_S) * BINS_PER_OCTAVE);
+  if (b >= BIN_COUNT) return c.I[BIN_COUNT]! + (t - binEdgeS(BIN_COUNT)) * c.S[BIN_COUNT]!;
+  const lo = b === 0 ? 0 : binEdgeS(b);
+  const w = binEdgeS(b + 1) - lo;
+  const x = Math.min(w, t - lo);
+  return c.I[b]! + x * c.S[b]! + ((c.S[b + 1]! - c.S[b]!) * x * x) / (2 * w);
 }
 
 /** S(t) for t in seconds, linear between edges (uniform density within a bin). */
