@@ -124,12 +124,13 @@ export class Ownership {
     t.writtenAt = this.now();
   }
 
-  /** Tasks polled since their last write that was at least `everyMs` ago. */
-  checkpointDue(everyMs: number): Owned[] {
+  /**
+   * Tasks polled since their last write that was at least `everyMs` ago, as a live view of
+   * the owned ones (no array of them): one dropped or written meanwhile is not yielded.
+   */
+  *checkpointDue(everyMs: number): Generator<Owned, void, undefined> {
     const before = this.now() - everyMs;
-    const out: Owned[] = [];
-    for (const t of this.map.values()) if (t.dirty && !t.busy && t.writtenAt <= before) out.push(t);
-    return out;
+    for (const t of this.map.values()) if (t.dirty && !t.busy && t.writtenAt <= before) yield t;
   }
 
   /** A poll starts: count it (and whether it started late) towards the capacity window. */

@@ -100,7 +100,7 @@ export function createPoller(o: PollerOptions) {
     unauthorized: task.unauthorized_streak,
     errors: task.error_streak,
   });
-  const keeper = createKeeper({ sql, log, tasks, checkpointMs, worker: aliveId, scheduleState });
+  const keeper = createKeeper({ sql, log, tasks, checkpointMs, worker: aliveId, scheduleState, now });
   let running = false;
   let housekeeping: NodeJS.Timeout | undefined;
   let listening: Promise<{ unlisten(): Promise<void> } | undefined> | undefined;

@@ -208,6 +208,42 @@ export async function writeTasks(sql: Sql, worker: number, rows: TaskWrite[]): P
 }
 
 /**
+ * A checkpoint batch as columns, one element per task, each an integer array literal
+ * (db/int-array-text.ts): due ms from now, the poll count, the streaks, processing as 0/1.
+ */
+export interface CheckpointColumns {
+  id: string;
+  dueInMs: string;
+  polls: string;
+  unauthorized: string;
+  errors: string;
+  processing: string;
+}
+
+/**
+ * The rolling checkpoint (keep.ts): owned tasks' schedule, poll count and streaks, nothing
+ * else, fenced by ownership. → the ids NOT written (no longer this worker's): usually none,
+ * so a batch of thousands of rows comes back as no rows at all.
+ */
+export async function checkpointTasks(sql: Sql, worker: number, c: CheckpointColumns): Promise<number[]> {
+  const missed = await sql<{ id: number }[]>`
+    with r as (
+      select * from unnest(
+        ${c.id}::bigint[], ${c.dueInMs}::float8[], ${c.polls}::int[], ${c.unauthorized}::int[], ${c.errors}::int[], ${c.processing}::int[]
+      ) as r(id, due_ms, polls, unauthorized, errors, processing)
+    ), t as (
+      update upstream_tasks u
+         set next_poll_at = now() + r.due_ms * interval '1 millisecond', polls = greatest(u.polls, r.polls),
+             unauthorized_streak = r.unauthorized, error_streak = r.errors, processing_seen = r.processing <> 0
+        from r
+       where u.id = r.id and u.owner_id = ${worker}
+      returning u.id
+    )
+    select r.id::float8 as id from r where not exists (select 1 from t where t.id = r.id)`;
+  return missed.map((m) => Number(m.id));
+}
+
+/**
  * Hands tasks back (graceful stop, balancing, over capacity): unowned again, due when this
  * worker would have polled them, their poll count and streaks kept. → how many.
  */

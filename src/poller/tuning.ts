@@ -70,8 +70,15 @@ export const BALANCE_FACTOR = 1.25;
 /** … and not for a difference smaller than this many tasks. */
 export const BALANCE_SLACK = 200;
 
-/** Concurrent upstream requests per worker. */
-export const MAX_IN_FLIGHT = 1_024;
+/**
+ * Concurrent upstream requests per worker: 4 × the upstream pool's connections per origin
+ * (upstream/client.ts, 64). More than that only wait in undici's queue, and a poll waiting
+ * there (its request, handler, promises: ~3 KB) outlives a scavenge: at 1,024 the young
+ * generation promoted ~1.5 KB per poll (~40 MB/s at saturation) for full GCs to collect,
+ * the largest part of the gateway's RSS; at 256 ~0.1 KB per poll, at a higher poll rate
+ * (bench/README "round 4"). Several slow upstream origins share these 256.
+ */
+export const MAX_IN_FLIGHT = 256;
 
 /** 401s in a row that give a task up (upstream_unauthorized). */
 export const UNAUTHORIZED_LIMIT = 3;
