@@ -71,14 +71,15 @@ export const BALANCE_FACTOR = 1.25;
 export const BALANCE_SLACK = 200;
 
 /**
- * Concurrent upstream requests per worker: 4 × the upstream pool's connections per origin
- * (upstream/client.ts, 64). More than that only wait in undici's queue, and a poll waiting
- * there (its request, handler, promises: ~3 KB) outlives a scavenge: at 1,024 the young
- * generation promoted ~1.5 KB per poll (~40 MB/s at saturation) for full GCs to collect,
- * the largest part of the gateway's RSS; at 256 ~0.1 KB per poll, at a higher poll rate
- * (bench/README "round 4"). Several slow upstream origins share these 256.
+ * Concurrent upstream requests per worker, over all origins. Per origin the poller runs at
+ * most the upstream pool's connections (upstream/client.ts, 64) at once: the rest wait in
+ * the heap's lane (engine/heap-dispatch.ts), not in undici's queue, where a poll (its
+ * request, handler, promises: ~3 KB) outlived a scavenge — at 1,024 queued over 64
+ * connections the young generation promoted ~1.5 KB per poll (~40 MB/s at saturation), the
+ * largest part of the gateway's RSS (bench/README "round 4"). So this bound is for many
+ * slow origins at once (1,024 at 300 ms ≈ 3,400 polls/s), and costs nothing while unused.
  */
-export const MAX_IN_FLIGHT = 256;
+export const MAX_IN_FLIGHT = 1_024;
 
 /** 401s in a row that give a task up (upstream_unauthorized). */
 export const UNAUTHORIZED_LIMIT = 3;
