@@ -9,6 +9,7 @@
 // What each figure means: bench/README.md.
 import { CLAIM_SQL, claimParams } from '../src/poller/sql.js';
 import { CLAIM_AHEAD_MS, CLAIM_BATCH } from '../src/poller/tuning.js';
+import { nextPollDelayMs } from '../src/upstream/schedule.js';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -183,6 +184,19 @@ const log = (msg: string) => process.stderr.write(`${new Date().toISOString().sl
 
 /** Mean of the 3–6 s interval × scale: the poll rate N tasks ask for when nothing is late. */
 const demand = (n: number, scale: number) => n / (((POLL_MIN_MS + POLL_SPREAD_MS / 2) * scale) / 1000);
+/**
+ * What taskhook's watches ask for now (polls/s): the fixed cadence (3–6 s × scale) slows
+ * down for watches older than a minute *in the run's own time* (upstream/schedule.ts; age ÷
+ * scale), and the sweep's watches get that old within seconds at scale 0.1 — so the peers'
+ * formula above overstates taskhook's demand. Summed over the watches' ages (1 s buckets).
+ */
+async function taskhookDemand(sql: postgres.Sql, scale: number): Promise<number> {
+  const rows = await sql<{ s: number; n: number }[]>`
+    select floor(extract(epoch from now() - created_at))::int as s, count(*)::int as n from upstream_tasks group by 1`;
+  let perS = 0;
+  for (const r of rows) perS += r.n / (nextPollDelayMs({ kind: 'ok' }, { ageMs: (r.s + 0.5) * 1000, random: 0.5, scale }) / 1000);
+  return perS;
+}
 
 // ---------------------------------------------------------------- the environment
 
@@ -815,11 +829,13 @@ async function runTaskhook(env: Env) {
       await sleep(warmupMs(cfg.scale));
       const h0 = await scrapeLateness(gw.urls);
       const pg0 = await pgCounters(sql);
+      const asked0 = await taskhookDemand(sql, cfg.scale);
       const window = await measureWindow(env, cfg.window, gw.pids);
+      const asked = (asked0 + (await taskhookDemand(sql, cfg.scale))) / 2;
       // (pg_stat_database is flushed by backends about once a second: wait for it)
       await sleep(1_100);
       const pg = pgWritesBetween(pg0, await pgCounters(sql), window.pollsPerS);
-      const row: SweepRow = { n, via, registration, firstPollsMs, window, demand: demand(n, cfg.scale), backlog: await backlog(sql), pg };
+      const row: SweepRow = { n, via, registration, firstPollsMs, window, demand: asked, backlog: await backlog(sql), pg };
       row.lateness = latenessBetween(h0, await scrapeLateness(gw.urls));
       out.sweep.push(row);
       log(`  every watch polled once ${fmt.ms(firstPollsMs)} after registration; ${fmt.int(window.pollsPerS)} polls/s (asked for ${fmt.int(row.demand)}), lateness p99 ≤ ${fmt.ms(row.lateness?.p99)}, backlog ${row.backlog.due}, RSS ${window.rssMiB.map((r) => fmt.int(r)).join('/')} MiB`);
@@ -990,7 +1006,7 @@ function report(results: any, facts: ReturnType<typeof machineFacts>, pg: Record
     contenders.push({ name: `taskhook ×${cfg.processes}`, n: cfg.n, sustained: { ...atN.window, demand: atN.demand, scale: cfg.scale }, burst: th.burst, overhead: th.overhead });
   }
   if (contenders.length) {
-    L.push(`Side by side   N = ${fmt.int(cfg.n)} active tasks (asking for ${fmt.int(demand(cfg.n, cfg.scale))} polls/s), burst ${fmt.int(cfg.burst)}, trickle ${fmt.int(cfg.trickle)}`);
+    L.push(`Side by side   N = ${fmt.int(cfg.n)} active tasks (asking for ${fmt.int(demand(cfg.n, cfg.scale))} polls/s${atN ? `; taskhook's, slowing down for watches past a minute of the run's time, ${fmt.int(atN.demand)}` : ''}), burst ${fmt.int(cfg.burst)}, trickle ${fmt.int(cfg.trickle)}`);
     L.push(`  ${pad('', 14)}${lpad('polls/s', 9)}${lpad('deliveries/s', 14)}${lpad('t→2xx p50', 11)}${lpad('p99', 10)}${lpad('RSS MiB', 9)}   CPU % contender / postgres / sim / other`);
     for (const c of contenders) {
       const cpu = c.sustained.cpu;
