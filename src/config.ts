@@ -32,6 +32,9 @@ const proxyUrl = z.string().refine(
 
 const positiveInt = (what: string) =>
   z.coerce.number({ message: `expected ${what}` }).int({ message: `expected ${what}` }).positive({ message: `expected ${what}` });
+/** An integer in [min, max]; every way of missing it says `expected ${what}`. */
+const intBetween = (min: number, max: number, what: string) =>
+  z.coerce.number({ message: `expected ${what}` }).int({ message: `expected ${what}` }).min(min, { message: `expected ${what}` }).max(max, { message: `expected ${what}` });
 
 /** TASKHOOK_ALLOW_PRIVATE_CALLBACKS / _UPSTREAMS: one syntax (src/net/address-policy.ts). */
 const allowPrivate = () =>
@@ -55,11 +58,7 @@ const schema = z.object({
     .describe('Postgres connection string')
     .meta({ unset: 'unset → embedded' }),
   TASKHOOK_DATA_DIR: z.string().min(1).default('./.taskhook').describe('embedded database and generated secrets'),
-  PORT: z.coerce
-    .number({ message: 'expected a port number 0-65535' })
-    .int({ message: 'expected a port number 0-65535' })
-    .min(0, { message: 'expected a port number 0-65535' })
-    .max(65535, { message: 'expected a port number 0-65535' })
+  PORT: intBetween(0, 65535, 'a port number 0-65535')
     .default(8080)
     .describe('HTTP listener port'),
   HOST: z.string().min(1).default('0.0.0.0').describe('HTTP listener address'),
@@ -194,11 +193,7 @@ const schema = z.object({
     .describe('per upstream submit (`POST /v1/tasks`), connect to last byte; past it the outcome is `unknown`'),
   TASKHOOK_SHUTDOWN_TIMEOUT_S: z.coerce.number({ message: 'expected seconds' }).min(0).max(600).default(10)
     .describe('SIGTERM: how long in-flight work may finish'),
-  TASKHOOK_HEAP_GROWING_PERCENT: z.coerce
-    .number({ message: 'expected a percentage 0-300 (0 = V8 decides)' })
-    .int({ message: 'expected a percentage 0-300 (0 = V8 decides)' })
-    .min(0, { message: 'expected a percentage 0-300 (0 = V8 decides)' })
-    .max(300, { message: 'expected a percentage 0-300 (0 = V8 decides)' })
+  TASKHOOK_HEAP_GROWING_PERCENT: intBetween(0, 300, 'a percentage 0-300 (0 = V8 decides)')
     .default(50)
     .describe('memory for CPU: the old generation grows at most this much past what survived a full GC before V8 collects it (V8 `--heap-growing-percent`); with little promoted per poll, 50 costs next to nothing and holds 1,000,000 waiting watches under 200 MB (bench/README "round 4"); `0` = V8 decides (up to 4× when GC looks cheap)'),
   TASKHOOK_RETENTION_DAYS: z.coerce

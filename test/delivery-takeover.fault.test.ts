@@ -29,37 +29,45 @@ async function registerDone(fleet: Fleet, api: GatewayProcess, n: number): Promi
   return ids;
 }
 
+/**
+ * A fleet (api + worker `a`, deliveries timing out after `deliveryTimeoutS`) whose receiver
+ * hangs every request until `release()`, with the deliveries of `n` watches in flight from `a`.
+ */
+async function hungDeliveries(n: number, deliveryTimeoutS: number) {
+  const fleet = (f = await startFleet({ LOG_LEVEL: 'warn', TASKHOOK_DELIVERY_TIMEOUT_S: String(deliveryTimeoutS) }));
+  const api = await fleet.gateway({ TASKHOOK_ROLE: 'api' });
+  const a = await fleet.gateway({ TASKHOOK_ROLE: 'worker' });
+  let hang = true;
+  fleet.receiver.decide = () => (hang ? { status: 204, hang: true } : undefined);
+  const ids = await registerDone(fleet, api, n);
+  await fleet.receiver.waitFor((all) => new Set(all.map((r) => r.json?.watch_id)).size === n, 30_000);
+  return { fleet, a, ids, release: () => void (hang = false) };
+}
+
 describe('deliveries follow their worker', () => {
   it('SIGKILL a worker with deliveries in flight, no restart: the survivor delivers them after the worker timeout, not the lease', async () => {
     const deliveryTimeoutS = 15;
     const leaseMs = leaseFor(deliveryTimeoutS * 1000);
-    f = await startFleet({ LOG_LEVEL: 'warn', TASKHOOK_DELIVERY_TIMEOUT_S: String(deliveryTimeoutS) });
-    const api = await f.gateway({ TASKHOOK_ROLE: 'api' });
-    const a = await f.gateway({ TASKHOOK_ROLE: 'worker' });
-    // the slow receiver: every request hangs until the kill
-    let hang = true;
-    f.receiver.decide = () => (hang ? { status: 204, hang: true } : undefined);
     const n = 12;
-    const ids = await registerDone(f, api, n);
-    // every delivery in flight from the first worker (the only one so far)
-    await f.receiver.waitFor((all) => new Set(all.map((r) => r.json?.watch_id)).size === n, 30_000);
-    const [aRow] = await f.db.sql<{ id: number }[]>`select id::int as id from workers where pid = ${a.child.pid!} and dead_at is null`;
-    const leased = await f.db.sql<{ n: number }[]>`select count(*)::int as n from deliveries where leased_by = ${aRow!.id} and lease_token is not null`;
+    // the slow receiver: every request hangs until the kill; every delivery in flight from the first worker (the only one so far)
+    const { fleet, a, ids, release } = await hungDeliveries(n, deliveryTimeoutS);
+    const [aRow] = await fleet.db.sql<{ id: number }[]>`select id::int as id from workers where pid = ${a.child.pid!} and dead_at is null`;
+    const leased = await fleet.db.sql<{ n: number }[]>`select count(*)::int as n from deliveries where leased_by = ${aRow!.id} and lease_token is not null`;
     expect(leased[0]!.n).toBe(n);
-    const b = await f.gateway({ TASKHOOK_ROLE: 'worker' });
-    const sentBefore = f.receiver.received.length;
-    hang = false;
+    const b = await fleet.gateway({ TASKHOOK_ROLE: 'worker' });
+    const sentBefore = fleet.receiver.received.length;
+    release();
     const killed = Date.now();
     expect(await a.kill('SIGKILL')).toBeNull();
     await until('every delivery of the killed worker to be delivered by the survivor', async () => {
-      const [r] = await f!.db.sql<{ n: number }[]>`select count(*)::int as n from watches where status = 'delivered'`;
+      const [r] = await fleet.db.sql<{ n: number }[]>`select count(*)::int as n from watches where status = 'delivered'`;
       return r!.n === n ? true : undefined;
     }, 60_000);
     const tookMs = Date.now() - killed;
-    const t = tally(f.receiver, ids);
+    const t = tally(fleet.receiver, ids);
     expect(t.missing).toEqual([]);
     expect(t.maxIdsPerWatch).toBe(1); // the retry is the same webhook-id
-    expect(f.receiver.received.length - sentBefore).toBeGreaterThanOrEqual(n);
+    expect(fleet.receiver.received.length - sentBefore).toBeGreaterThanOrEqual(n);
     expect(b.output()).toContain('took over the tasks and deliveries of a dead worker');
     // generous: the worker timeout + a heartbeat + a claim on a loaded box, well short of the lease
     const bound = Math.min(20_000, leaseMs - 10_000);
@@ -68,33 +76,27 @@ describe('deliveries follow their worker', () => {
   });
 
   it('SIGSTOP a worker with deliveries in flight past the timeout: the other delivers them; after SIGCONT the stale one records and sends nothing new', async () => {
-    f = await startFleet({ LOG_LEVEL: 'warn', TASKHOOK_DELIVERY_TIMEOUT_S: '15' });
-    const api = await f.gateway({ TASKHOOK_ROLE: 'api' });
-    const a = await f.gateway({ TASKHOOK_ROLE: 'worker' });
-    let hang = true;
-    f.receiver.decide = () => (hang ? { status: 204, hang: true } : undefined);
     const n = 8;
-    const ids = await registerDone(f, api, n);
-    await f.receiver.waitFor((all) => new Set(all.map((r) => r.json?.watch_id)).size === n, 30_000);
-    await f.gateway({ TASKHOOK_ROLE: 'worker' });
+    const { fleet, a, ids, release } = await hungDeliveries(n, 15);
+    await fleet.gateway({ TASKHOOK_ROLE: 'worker' });
     a.child.kill('SIGSTOP');
     await until('the worker to stop', () => (processState(a.child.pid!) === 'T' ? true : undefined));
-    hang = false;
+    release();
     await until('every watch delivered by the other worker', async () => {
-      const [r] = await f!.db.sql<{ n: number }[]>`select count(*)::int as n from watches where status = 'delivered'`;
+      const [r] = await fleet.db.sql<{ n: number }[]>`select count(*)::int as n from watches where status = 'delivered'`;
       return r!.n === n ? true : undefined;
     }, 60_000);
-    const sent = f.receiver.received.length;
+    const sent = fleet.receiver.received.length;
     a.child.kill('SIGCONT');
     // its requests of before the pause time out now (15 s deadline): their completions are fenced
     await until('the stale worker to notice', () => (a.output().includes('declared dead') ? true : undefined), 20_000);
     await sleep(3_000);
-    expect(f.receiver.received.length - sent, 'requests sent after SIGCONT').toBe(0);
-    const t = tally(f.receiver, ids);
+    expect(fleet.receiver.received.length - sent, 'requests sent after SIGCONT').toBe(0);
+    const t = tally(fleet.receiver, ids);
     expect(t.missing).toEqual([]);
     expect(t.maxIdsPerWatch).toBe(1);
-    const [late] = await f.db.sql<{ n: number }[]>`select count(*)::int as n from delivery_attempts where error like '%late: lease had passed%'`;
-    const [st] = await f.db.sql<{ n: number }[]>`select count(*)::int as n from deliveries where status <> 'delivered'`;
+    const [late] = await fleet.db.sql<{ n: number }[]>`select count(*)::int as n from delivery_attempts where error like '%late: lease had passed%'`;
+    const [st] = await fleet.db.sql<{ n: number }[]>`select count(*)::int as n from deliveries where status <> 'delivered'`;
     expect(st!.n).toBe(0); // the stale worker's timed-out attempts did not overwrite a delivered row
     console.info(`paused worker with deliveries in flight: the other delivered all ${n}; after SIGCONT 0 new requests, ${late!.n} late attempt(s) recorded as such`);
   });

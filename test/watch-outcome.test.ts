@@ -9,7 +9,7 @@ import { PollErrorLog, pollErrorOf, pollErrorWrite } from '../src/poller/poll-er
 import type { Logger } from '../src/log.js';
 import type { PollResult } from '../src/upstream/client.js';
 import { startStack, type Stack } from './support/gateway.js';
-import { waitForStatus } from './support/wait.js';
+import { until, waitForStatus } from './support/wait.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -78,15 +78,6 @@ describe('a watch against a real gateway', () => {
   const row = async (taskId: string) =>
     (await s.db.sql<{ last_poll_error: string | null; last_poll_error_at: Date | null; polls: number }[]>`
       select last_poll_error, last_poll_error_at, polls from upstream_tasks where task_id = ${taskId}`)[0];
-  const until = async <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await fn();
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
 
   it.each(['completed', 'failed', 'cancelled'] as const)('a task that ends %s: that is its outcome, and it is delivered', async (outcome) => {
     const id = await register(s.upstream.createTask({ outcome, durationMs: 150 }).task_id);

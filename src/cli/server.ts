@@ -17,8 +17,8 @@ import { setFlagsFromString } from 'node:v8';
  * TASKHOOK_HEAP_GROWING_PERCENT (default 50): how far the old generation may grow past what
  * survived the last full GC before V8 collects again. V8's own factor goes up to 4× while
  * GC looks cheap, and the old space swung 30 → 130 MB between full GCs (RSS 246–285 MiB at
- * 1,000,000 waiting watches). Since a poll promotes ~0.1 KB, not ~1.5 KB (poller/tuning.ts
- * MAX_IN_FLIGHT, the checkpoint in poller/keep.ts), a full GC comes every few seconds at 50 %
+ * 1,000,000 waiting watches). Since a poll promotes ~0.1 KB, not ~1.5 KB (no poll waits
+ * inside undici: engine/heap-dispatch.ts lanes; the checkpoint in poller/keep.ts), a full GC comes every few seconds at 50 %
  * and costs < 1 % of the poll rate (bench/README "round 4"). Set at run time: V8 reads it at
  * each full GC (NODE_OPTIONS may not carry this V8 flag). 0 leaves V8's own.
  */
