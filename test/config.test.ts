@@ -103,8 +103,17 @@ describe('loadConfig bad values', () => {
     ['TASKHOOK_ADMIN_TOKEN', 'tooshort'],
     ['TASKHOOK_ADMIN_TOKEN', 'admin_token_0123456789abcdef'], // 28: fine before issue 12, not now
     ['TASKHOOK_POLL_SCALE', '0'],
+    ['TASKHOOK_HEAP_GROWING_PERCENT', '-1'],
+    ['TASKHOOK_HEAP_GROWING_PERCENT', '301'],
+    ['TASKHOOK_HEAP_GROWING_PERCENT', '12.5'],
+    ['TASKHOOK_HEAP_GROWING_PERCENT', 'lots'],
+    ['PORT', '65536'],
     ['LOG_LEVEL', 'loud'],
   ];
+
+  it('a heap growing percent out of range says the range and what 0 means', () => {
+    expect(configError({ TASKHOOK_HEAP_GROWING_PERCENT: '400' }).message).toBe('invalid TASKHOOK_HEAP_GROWING_PERCENT: expected a percentage 0-300 (0 = V8 decides)');
+  });
 
   it('a short admin token says how long, and how to make one', () => {
     expect(configError({ TASKHOOK_ADMIN_TOKEN: 'x'.repeat(31) }).message).toBe(
@@ -180,6 +189,9 @@ describe('loadConfig good values', () => {
     { env: { TASKHOOK_DATA_DIR: '/tmp/th-data' }, field: 'dataDir', expected: '/tmp/th-data' },
     { env: { TASKHOOK_DATA_DIR: 'rel/dir' }, field: 'dataDir', expected: path.resolve('rel/dir') },
     { env: { TASKHOOK_POLL_SCALE: '0.01' }, field: 'pollScale', expected: 0.01 },
+    { env: {}, field: 'heapGrowingPercent', expected: 50 },
+    { env: { TASKHOOK_HEAP_GROWING_PERCENT: '0' }, field: 'heapGrowingPercent', expected: 0 },
+    { env: { TASKHOOK_HEAP_GROWING_PERCENT: '300' }, field: 'heapGrowingPercent', expected: 300 },
   ] as const)('$env → $field = $expected', ({ env, field, expected }) => {
     expect(loadConfig(env)[field]).toEqual(expected);
   });
