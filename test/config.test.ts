@@ -112,7 +112,7 @@ describe('loadConfig bad values', () => {
   ];
 
   it('a heap growing percent out of range says the range and what 0 means', () => {
-    expect(configError({ TASKHOOK_HEAP_GROWING_PERCENT: '400' }).message).toBe('invalid TASKHOOK_HEAP_GROWING_PERCENT: expected a percentage 0-300 (0 = V8 decides)');
+    expect(configError({ TASKHOOK_HEAP_GROWING_PERCENT: '400' }).message).toBe('invalid TASKHOOK_HEAP_GROWING_PERCENT: expected a percentage 0-300 (0 = V8 decides) (got "400")');
   });
 
   it('a short admin token says how long, and how to make one', () => {
