@@ -12,7 +12,8 @@
 import type { TaskState } from './decide.js';
 import type { PreparedTiming } from '../durations/cache.js';
 import type { ClaimedRow, Heartbeat } from './sql.js';
-import { BALANCE_FACTOR, BALANCE_SLACK, CAPACITY_WINDOW_MS, LATE_MS, MAX_OWNED, MIN_OWNED } from './tuning.js';
+import { BALANCE_FACTOR, BALANCE_SLACK, CAPACITY_WINDOW_MS, LATE_MS } from './tuning.js';
+import { nextCap, type CapacityState } from './capacity.js';
 
 export interface Owned extends TaskState {
   id: number;
@@ -35,7 +36,7 @@ export interface Owned extends TaskState {
   timing?: PreparedTiming;
 }
 
-/** Where the working cap starts (it grows by half while polls are on time and it is nearly used). */
+/** Where the working cap starts (capacity.ts moves it). */
 export const INITIAL_CAP = 50_000;
 
 export class Ownership {
@@ -46,13 +47,17 @@ export class Ownership {
    * the tenants this worker polls.
    */
   private readonly tenantIds = new Map<string, string>();
-  cap = INITIAL_CAP;
+  private capacity: CapacityState = { cap: INITIAL_CAP, settled: null, cutAt: 0, lateRun: 0, probes: 0 };
   private limit = Number.POSITIVE_INFINITY;
   private fair = Number.POSITIVE_INFINITY;
   private lastUnowned = 0;
-  private window = { started: 0, late: 0, since: 0 };
+  private window = { started: 0, late: 0, lateMs: 0, since: 0 };
 
-  constructor(private readonly now: () => number) {
+  constructor(
+    private readonly now: () => number,
+    /** the cap controller (capacity.ts; a test compares another) */
+    private readonly decideCap: typeof nextCap = nextCap,
+  ) {
     this.window.since = now();
   }
 
@@ -116,7 +121,7 @@ export class Ownership {
 
   /** How many more this worker may claim now. */
   room(): number {
-    return Math.min(this.cap, this.limit) - this.map.size;
+    return Math.min(this.capacity.cap, this.limit) - this.map.size;
   }
 
   written(t: Owned): void {
@@ -133,17 +138,22 @@ export class Ownership {
     for (const t of this.map.values()) if (t.dirty && !t.busy && t.writtenAt <= before) yield t;
   }
 
-  /** A poll starts: count it (and whether it started late) towards the capacity window. */
+  /** The working cap: how many tasks this worker may own by its measured capacity. */
+  get cap(): number {
+    return this.capacity.cap;
+  }
+
+  /** A poll starts: count it (and how late it started) towards the capacity window. */
   started(t: Owned): void {
     const at = this.now();
-    this.window.started++;
-    if (at - Math.max(t.due, t.adoptedAt) > LATE_MS) this.window.late++;
-    if (at - this.window.since < CAPACITY_WINDOW_MS) return;
-    const { started, late } = this.window;
-    this.window = { started: 0, late: 0, since: at };
-    if (started >= 50 && late / started > 0.1) this.cap = Math.max(MIN_OWNED, Math.floor(this.map.size * 0.8));
-    // (≤ 1 % late, not none: one GC pause or slow write must not pin the cap where it fell)
-    else if (late <= started * 0.01 && this.map.size >= this.cap * 0.9) this.cap = Math.min(MAX_OWNED, Math.ceil(this.cap * 1.5));
+    const w = this.window;
+    const late = at - Math.max(t.due, t.adoptedAt);
+    w.started++;
+    if (late > 0) w.lateMs += late;
+    if (late > LATE_MS) w.late++;
+    if (at - w.since < CAPACITY_WINDOW_MS) return;
+    this.capacity = this.decideCap(this.capacity, { started: w.started, late: w.late, lateMs: w.lateMs, ms: at - w.since }, this.map.size, at);
+    this.window = { started: 0, late: 0, lateMs: 0, since: at };
   }
 
   /** A heartbeat's view of the fleet: this worker's fair share. */
@@ -159,7 +169,7 @@ export class Ownership {
 
   /** The tasks to hand back (over the cap or the fair share), latest due first; none busy. */
   excess(): Owned[] {
-    const keep = Math.min(this.cap, this.map.size > this.limit ? this.fair : Number.POSITIVE_INFINITY);
+    const keep = Math.min(this.capacity.cap, this.map.size > this.limit ? this.fair : Number.POSITIVE_INFINITY);
     const n = this.map.size - keep;
     if (n <= 0) return [];
     return [...this.map.values()].filter((t) => !t.busy).sort((a, b) => b.due - a.due).slice(0, n);

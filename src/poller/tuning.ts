@@ -53,13 +53,19 @@ export const MAX_OWNED = 200_000;
 export const MIN_OWNED = 1_000;
 
 /**
- * Capacity: when the polls this worker starts are later than this (p90 over a
- * CAPACITY_WINDOW_MS window), it owns more than it can poll on time: the cap drops to 80 %
- * of what it owns and the latest-due excess is handed back for others. When they are on
- * time (at most 1 % late) and the cap is nearly used, the cap grows by half, up to MAX_OWNED.
+ * Capacity (capacity.ts): a poll that starts more than LATE_MS after it was due is late.
+ * Over a CAPACITY_WINDOW_MS window, more than LATE_SHARE of the starts late and the worker
+ * owns more than it can poll on time: the cap is cut to what the window's rate keeps on
+ * time (−5 to −20 %), the latest-due excess handed back for others. At most ON_TIME_SHARE
+ * late with the cap nearly used, the cap grows: by half while nothing was cut, else up to
+ * the size the cut settled on; there it holds for CAPACITY_HOLD_MS, then probes (+5 % first).
  */
 export const LATE_MS = 1_000;
 export const CAPACITY_WINDOW_MS = 5_000;
+export const LATE_SHARE = 0.1;
+export const ON_TIME_SHARE = 0.01;
+/** A churn bound: an overloaded worker re-probes its limit (and hands back ~5 %) about once per this + ~3 windows. */
+export const CAPACITY_HOLD_MS = 30_000;
 
 /**
  * Balancing: a worker that owns more than this factor of the live workers' average hands
