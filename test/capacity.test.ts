@@ -6,6 +6,8 @@ import type { ClaimedRow } from '../src/poller/sql.js';
 import { TimerHeap } from '../src/engine/timer-heap.js';
 
 const W = CAPACITY_WINDOW_MS;
+/** A claimed row of a never-polled task, due `dueInMs` from the claim. */
+const row = (id: number, dueInMs: number): ClaimedRow => ({ id, tenant_id: 't', task_id: `k${id}`, age_ms: 0, polls: 0, unauthorized_streak: 0, error_streak: 0, processing_seen: false, snapshot_hash: null, last_poll_error: null, due_in_ms: dueInMs });
 const free = (cap: number): CapacityState => ({ cap, settled: null, cutAt: 0, lateRun: 0, probes: 0 });
 const st = (cap: number, settled: number | null, cutAt: number, lateRun = 0, probes = 0): CapacityState => ({ cap, settled, cutAt, lateRun, probes });
 const onTime = (started = 10_000): CapacityWindow => ({ started, late: 0, lateMs: started * 5, ms: W });
@@ -74,7 +76,7 @@ function model(decide: typeof nextCap, o: { rate: number; intervalMs: number; mi
       if (clock >= from) handedBack++;
     }
     for (let room = tasks.room(); room > 0; room--) {
-      const t = tasks.adopt({ id: ++nextId, tenant_id: 't', task_id: 'k', age_ms: 0, polls: 0, unauthorized_streak: 0, error_streak: 0, processing_seen: false, snapshot_hash: null, last_poll_error: null, due_in_ms: 0 }, 1);
+      const t = tasks.adopt(row(++nextId, 0), 1);
       heap.push(t.due, t);
       if (clock >= from) claims++;
     }
@@ -130,7 +132,6 @@ describe('the cap controller, in a model of an overloaded worker', () => {
 });
 
 describe('Ownership: the window', () => {
-  const row = (id: number, dueInMs: number): ClaimedRow => ({ id, tenant_id: 't', task_id: `k${id}`, age_ms: 0, polls: 0, unauthorized_streak: 0, error_streak: 0, processing_seen: false, snapshot_hash: null, last_poll_error: null, due_in_ms: dueInMs });
 
   it('counts each start\'s lateness from when it was due and moves the cap once a window', () => {
     let clock = 0;
