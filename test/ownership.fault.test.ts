@@ -192,6 +192,47 @@ describe('workers own tasks while alive', () => {
     }, 60_000);
   });
 
+  it('a claim whose answer is lost (committed, then the connection dropped): the worker frees what it took and every watch ends', async () => {
+    f = await startFleet({ LOG_LEVEL: 'warn' });
+    const api = await f.gateway({ TASKHOOK_ROLE: 'api' });
+    const u = new URL(f.db.url);
+    const tcp: TcpProxy = await startTcpProxy(u.hostname, Number(u.port || 5432));
+    closers.push(() => tcp.close());
+    const via = new URL(f.db.url);
+    via.hostname = '127.0.0.1';
+    via.port = String(tcp.port);
+    // the watches first, not due for an hour, so the worker starts with nothing to claim
+    const n = 40;
+    const ids = await registerPending(f, api, n);
+    await f.db.sql`update upstream_tasks set next_poll_at = now() + interval '1 hour'`;
+    const a = await f.gateway({ TASKHOOK_ROLE: 'worker', DATABASE_URL: via.toString() });
+    const aId = await workerIdOf(f, a);
+    // from now on the worker's next statement that changes rows commits unanswered …
+    tcp.hold();
+    await f.db.sql`update upstream_tasks set next_poll_at = now()`;
+    // … its next claim
+    const claimed = await until('a claim while the answers are dropped', async () => {
+      const m = (await owners(f!)).get(aId) ?? 0;
+      return m > 0 ? m : undefined;
+    }, 3_000);
+    tcp.cut();
+    tcp.restore();
+    await completeAll(f);
+    const restored = Date.now();
+    await until('all delivered', async () => {
+      const [r] = await f!.db.sql<{ n: number }[]>`select count(*)::int as n from watches where status = 'delivered'`;
+      return r!.n === n ? true : undefined;
+    }, 30_000);
+    const tookMs = Date.now() - restored;
+    // the same worker row, never fenced: the lost claim was undone by the worker itself
+    expect(await workerIdOf(f, a)).toBe(aId);
+    expect(a.output()).not.toContain('no heartbeat acknowledged');
+    expect(a.output()).toContain('freed tasks a claim whose answer was lost');
+    const t = tally(f.receiver, ids);
+    expect(t.missing).toEqual([]);
+    console.info(`lost claim answer: ${claimed} of ${n} tasks claimed unseen; all ${n} delivered ${tookMs} ms after the connection came back, by the same worker`);
+  });
+
   it('three workers, many watches: no task is polled by two workers closer than the minimum interval', async () => {
     // Scaled down for a 2-core box shared with others: 1,000 watches at scale 0.5 (polls every
     // 1.5–3 s) for 30 s. Each poll is taken from the worker's own log line (`polling`, at debug,

@@ -104,8 +104,9 @@ export const upstreamTasks = pgTable(
 /**
  * One row per scheduler process (a worker) since it started: it heartbeats `heartbeat_at`
  * every second or so; one whose heartbeat is older than the worker timeout is declared
- * dead (`dead_at`) by any live worker, in the same statement that takes its tasks away,
- * so nothing it writes afterwards can land (every write checks `owner_id`). A process
+ * dead (`dead_at`) by any live worker, in the same statement that takes its tasks away
+ * (and any heartbeat frees what a dead worker still owns: src/poller/sql.ts), so nothing
+ * it writes afterwards can land (every write checks `owner_id`). A process
  * that lost its row registers a new one: a worker id is never owned twice.
  */
 export const workers = pgTable(

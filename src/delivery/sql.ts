@@ -62,8 +62,9 @@ export async function claimDeliveries(
   return sql<ClaimedDelivery[]>`
     with me as (
       -- the claiming worker (src/poller/liveness.ts), locked FOR SHARE as the task claim does:
-      -- a sweep declaring it dead waits for this commit (and then frees these leases too), or
-      -- this waits for the sweep and claims nothing
+      -- a sweep declaring it dead waits for this commit, or this waits for the sweep and claims
+      -- nothing (the sweep's snapshot predates this commit, so a lease taken in that race is
+      -- not made due early: it runs out, as any lease does)
       select id from workers where id = ${o.worker ?? null}::bigint and dead_at is null for share
     ), c as (
       select id, endpoint, callback_url, tenant_id, tenant_id || ' ' || coalesce(endpoint, '') as tenant_host, next_attempt_at,

@@ -179,13 +179,35 @@ export function createPoller(o: PollerOptions) {
   }
 
   // ---- the claim: unowned due tasks become ours, up to what we can poll on time
+  // A claim that failed may still have committed (the connection lost with its answer): the
+  // tasks it took are this worker's in the table but not in memory, and while this worker
+  // lives nobody else would poll or free them. So before the next claim under the same id,
+  // the table's list of what this worker owns is read and whatever memory lacks is freed.
+  // (Under a new id there is nothing to do: the old one was retired or declared dead, which
+  // frees all it owned.) Rare — only after a failed claim — and O(owned) when it happens.
+  let unsure: number | null = null;
+  async function reconcile(worker: number): Promise<void> {
+    const lost = (await q.ownedTaskIds(sql, worker)).filter((id) => tasks.get(id) === undefined);
+    const freed = await q.freeTasks(sql, worker, lost);
+    if (freed > 0) log.warn({ worker, freed }, 'freed tasks a claim whose answer was lost had made this worker\'s; they are claimed again');
+  }
   const claimer = new ClaimLoop<q.ClaimedRow>({
     name: 'poller',
     async claim(limit) {
       const worker = aliveId();
       const room = Math.min(limit, tasks.room());
       if (worker === null || room <= 0) return [];
-      const rows = await q.claimTasks(sql, { worker, limit: room, aheadMs: CLAIM_AHEAD_MS });
+      if (unsure !== null) {
+        if (unsure === worker) await reconcile(worker);
+        unsure = null;
+      }
+      let rows: q.ClaimedRow[];
+      try {
+        rows = await q.claimTasks(sql, { worker, limit: room, aheadMs: CLAIM_AHEAD_MS });
+      } catch (err) {
+        unsure = worker;
+        throw err;
+      }
       metrics?.claimed('poller', rows.length);
       if (liveness.id !== worker) return []; // lost meanwhile: these were freed with the rest
       for (const r of rows) {

@@ -62,6 +62,15 @@ export const UNOWNED_COUNT_CAP = 200_000;
  * freeing its tasks, due at their checkpointed time or spread over the next `spreadMs`,
  * and its leased deliveries, due at once (deliveries.leased_by, delivery/sql.ts claim).
  * (Two sweepers of one dead worker serialise on its row; the second finds it dead already.)
+ *
+ * It also frees any task still owned by a worker that was dead before it began. A claim
+ * locks its worker row FOR SHARE, so the sweep that declares that worker dead waits for
+ * the claim's commit — but one statement reads with the snapshot it began with, so the
+ * rows that claim took still look unowned to it (test/worker-sweep.test.ts). The next
+ * beat of any live worker, a fresh snapshot, frees them: a task is never left to the dead
+ * for longer than one heartbeat. (A dead worker owns nothing after that, so this probes
+ * the owner index once per dead row — rows deleted an hour after their death.)
+ * Deliveries a claim leased in that race are not swept twice: their lease runs out.
  */
 export async function heartbeat(sql: Sql, p: { worker: number; owned: number; timeoutMs: number; spreadMs: number; countUnowned: boolean }): Promise<Heartbeat> {
   const [row] = await sql<Heartbeat[]>`
@@ -75,7 +84,8 @@ export async function heartbeat(sql: Sql, p: { worker: number; owned: number; ti
     ), freed as (
       update upstream_tasks set owner_id = null,
              next_poll_at = greatest(next_poll_at, now() + random() * ${p.spreadMs} * interval '1 millisecond')
-       where owner_id = any(array(select id from dead))
+       where owner_id = any(array(select id from dead union all select id from workers where dead_at is not null))
+         and exists (select 1 from me)
       returning 1
     ), leases as (
       -- their deliveries in flight are due now: the lease cleared, so a woken stale worker's
@@ -99,25 +109,30 @@ export async function heartbeat(sql: Sql, p: { worker: number; owned: number; ti
  * Retires a worker: dead from now on, and whatever it still owns freed (due at its
  * checkpoint, spread a little). Graceful stop hands its tasks back with their true due
  * times first (releaseTasks); this frees the rest, and those of a worker that fenced itself.
+ * Two statements in one transaction: the first waits for any claim of this worker still
+ * running (it holds the row FOR SHARE) and makes every later one claim nothing; the second,
+ * with a snapshot taken after that claim's commit, sees and frees what it took. (In one
+ * statement those rows looked unowned: test/worker-sweep.test.ts.)
  */
 export async function retireWorker(sql: Sql, p: { worker: number; spreadMs: number }): Promise<number> {
-  const [row] = await sql<{ freed: number }[]>`
-    with w as (update workers set dead_at = coalesce(dead_at, now()) where id = ${p.worker} returning id),
-    freed as (
+  return sql.begin(async (tx) => {
+    const t = tx as unknown as Sql;
+    await t`update workers set dead_at = coalesce(dead_at, now()) where id = ${p.worker}`;
+    const freed = await t`
       update upstream_tasks set owner_id = null,
              next_poll_at = greatest(next_poll_at, now() + random() * ${p.spreadMs} * interval '1 millisecond')
-       where owner_id = ${p.worker}
-      returning 1)
-    select (select count(*) from freed)::int as freed`;
-  return row?.freed ?? 0;
+       where owner_id = ${p.worker}`;
+    return freed.count;
+  });
 }
 
 /**
  * The claim: unowned tasks due within `aheadMs`, oldest due first, become this worker's —
  * one statement, SKIP LOCKED, through the partial index of unowned rows (O(batch) however
- * many rows are owned). The worker row is locked FOR SHARE: a sweep declaring this worker
- * dead waits for the claim's commit (and then frees what it claimed), or the claim waits
- * for the sweep and claims nothing — never a task owned by a dead worker nobody frees.
+ * many rows are owned). The worker row is locked FOR SHARE: a retire or sweep declaring
+ * this worker dead waits for the claim's commit, or the claim waits for it and claims
+ * nothing. What a claim took while the sweep waited is freed by the retire's second
+ * statement or by the next heartbeat (see those): never a task owned by the dead for good.
  * A row a previous-release process holds a live lease on (`lease_token`, due in the
  * future) is left to it.
  * (`= any(array(…))`, not a join: the claimed rows are fetched by primary key.)
@@ -146,6 +161,23 @@ export const claimParams = (p: { worker: number; limit: number; aheadMs: number 
 
 export function claimTasks(sql: Sql, p: { worker: number; limit: number; aheadMs: number }): Promise<ClaimedRow[]> {
   return sql.unsafe<ClaimedRow[]>(CLAIM_SQL, claimParams(p)) as unknown as Promise<ClaimedRow[]>;
+}
+
+/**
+ * The tasks the table says this worker owns (by the owner index). Read only after a claim
+ * of this worker failed: its commit may have landed with the answer lost, and the rows it
+ * took are this worker's in the table but not in its memory (poller.ts, reconcile).
+ */
+export async function ownedTaskIds(sql: Sql, worker: number): Promise<number[]> {
+  const rows = await sql<{ id: number }[]>`select id::float8 as id from upstream_tasks where owner_id = ${worker}`;
+  return rows.map((r) => Number(r.id));
+}
+
+/** Frees tasks of this worker as they are (due when the claim found them): unowned, claimable. → how many. */
+export async function freeTasks(sql: Sql, worker: number, ids: number[]): Promise<number> {
+  if (ids.length === 0) return 0;
+  const res = await sql`update upstream_tasks set owner_id = null where id = any(${ids}::bigint[]) and owner_id = ${worker}`;
+  return res.count;
 }
 
 /** What a write knows of a task's schedule (also the whole of a checkpoint). */
