@@ -40,6 +40,16 @@ async function proxy(fleet: Fleet): Promise<TaggingProxy> {
   return p;
 }
 
+/** A TCP proxy to the fleet's Postgres (support/tcp-proxy.ts) and the DATABASE_URL through it. */
+async function dbProxy(fleet: Fleet): Promise<{ tcp: TcpProxy; via: string }> {
+  const u = new URL(fleet.db.url);
+  const tcp = await startTcpProxy(u.hostname, Number(u.port || 5432));
+  closers.push(() => tcp.close());
+  u.hostname = '127.0.0.1';
+  u.port = String(tcp.port);
+  return { tcp, via: u.toString() };
+}
+
 async function workerIdOf(fleet: Fleet, gw: GatewayProcess): Promise<number> {
   return until(`worker row of pid ${gw.child.pid}`, async () => {
     const [row] = await fleet.db.sql<{ id: number }[]>`select id::int as id from workers where pid = ${gw.child.pid!} and dead_at is null order by id desc limit 1`;
@@ -164,13 +174,8 @@ describe('workers own tasks while alive', () => {
     f = await startFleet({ LOG_LEVEL: 'warn' });
     const api = await f.gateway({ TASKHOOK_ROLE: 'api' });
     const pa = await proxy(f);
-    const u = new URL(f.db.url);
-    const tcp: TcpProxy = await startTcpProxy(u.hostname, Number(u.port || 5432));
-    closers.push(() => tcp.close());
-    const via = new URL(f.db.url);
-    via.hostname = '127.0.0.1';
-    via.port = String(tcp.port);
-    const a = await f.gateway({ TASKHOOK_ROLE: 'worker', UPSTREAM_BASE_URL: pa.url, DATABASE_URL: via.toString() });
+    const { tcp, via } = await dbProxy(f);
+    const a = await f.gateway({ TASKHOOK_ROLE: 'worker', UPSTREAM_BASE_URL: pa.url, DATABASE_URL: via });
     const n = 30;
     await registerPending(f, api, n);
     await until('polls through the worker', () => (new Set(pa.polls.map(([, id]) => id)).size === n ? true : undefined));
@@ -195,17 +200,12 @@ describe('workers own tasks while alive', () => {
   it('a claim whose answer is lost (committed, then the connection dropped): the worker frees what it took and every watch ends', async () => {
     f = await startFleet({ LOG_LEVEL: 'warn' });
     const api = await f.gateway({ TASKHOOK_ROLE: 'api' });
-    const u = new URL(f.db.url);
-    const tcp: TcpProxy = await startTcpProxy(u.hostname, Number(u.port || 5432));
-    closers.push(() => tcp.close());
-    const via = new URL(f.db.url);
-    via.hostname = '127.0.0.1';
-    via.port = String(tcp.port);
+    const { tcp, via } = await dbProxy(f);
     // the watches first, not due for an hour, so the worker starts with nothing to claim
     const n = 40;
     const ids = await registerPending(f, api, n);
     await f.db.sql`update upstream_tasks set next_poll_at = now() + interval '1 hour'`;
-    const a = await f.gateway({ TASKHOOK_ROLE: 'worker', DATABASE_URL: via.toString() });
+    const a = await f.gateway({ TASKHOOK_ROLE: 'worker', DATABASE_URL: via });
     const aId = await workerIdOf(f, a);
     // from now on the worker's next statement that changes rows commits unanswered …
     tcp.hold();

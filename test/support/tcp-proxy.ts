@@ -36,7 +36,7 @@ export async function startTcpProxy(host: string, port: number): Promise<TcpProx
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
     client.pipe(upstream);
-    let pending = Buffer.alloc(0);
+    let pending: Buffer = Buffer.alloc(0);
     let rows: Buffer[] = [];
     let dropping = false;
     upstream.on('data', (chunk: Buffer) => {
