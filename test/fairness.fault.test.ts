@@ -17,6 +17,14 @@ import { TEST_SIGNING_SECRET } from './support/env.js';
 const ALONE_CAP = 16;
 /** How much later than the baseline a healthy webhook may arrive while someone else misbehaves. */
 const LAG_SLACK_MS = 1_500;
+/**
+ * The same, while one in-process tenant's backlog keeps this process's CPU busy sending
+ * (~50–150 webhooks/s here): CI, with other test files on the 2 cores, measured 2.6 s
+ * (median 1.1 s) where an idle box gives 0.8–1.8 s, on this commit and the one before. What
+ * fairness must rule out is waiting behind the backlog — its remaining rows ÷ its rate, tens
+ * of seconds — so the test asserts that too, as a ratio from the same run (below).
+ */
+const BACKLOG_LAG_SLACK_MS = 4_000;
 
 const sha256hex = (v: string) => createHash('sha256').update(v).digest('hex');
 
@@ -237,19 +245,24 @@ describe('fairness between endpoints and tenants', () => {
         select 'msg_bulk_' || i, 'ten_bulk', 'wat_bulk', 'task.completed', false, ${`${bulk.url}/bulk`}, ${bulk.url},
                '{"type":"task.completed","watch_id":"wat_bulk","n":' || i || '}', now()
           from generate_series(1, 10000) as i`;
+      const backlogAt = Date.now();
       await bulk.waitFor((all) => all.length >= 50); // the backlog is being worked
 
       const during = summary(await lags(s.receiver, await registerFinished(s, 20, `${s.receiver.url}/during`)));
       const [left] = await s.db.sql<{ n: number }[]>`
         select count(*)::int as n from deliveries where tenant_id = 'ten_bulk' and status = 'pending'`;
+      // how long a webhook queued behind the rest of the backlog would have waited, at its measured rate
+      const behindBacklogMs = (left!.n / bulk.received.length) * (Date.now() - backlogAt);
       console.info('[fairness/bulk tenant]', {
         baseline_ms: base,
         with_bulk_backlog_ms: during,
         bulk_delivered_so_far: bulk.received.length,
         bulk_still_pending: left!.n,
+        behind_the_backlog_would_be_ms: Math.round(behindBacklogMs),
       });
       expect(left!.n).toBeGreaterThan(5_000);
-      expect(during.max).toBeLessThanOrEqual(base.max + LAG_SLACK_MS);
+      expect(during.max).toBeLessThanOrEqual(base.max + BACKLOG_LAG_SLACK_MS);
+      expect(during.max).toBeLessThan(behindBacklogMs / 5);
       expect(bulk.received.every((r) => r.verified)).toBe(true);
     } finally {
       await s.close();
