@@ -110,6 +110,13 @@ export function createPoller(o: PollerOptions) {
   async function poll(task: Owned, release: () => void): Promise<void> {
     task.busy = true;
     try {
+      if (!liveness.active) {
+        // (the heap looks at liveness once per pass: a process frozen mid-pass wakes inside
+        // it, and must not start what it dispatched before the freeze)
+        release();
+        heap.schedule(task, now() + delayFor(task, { kind: 'ok' }));
+        return;
+      }
       metrics?.pollLateness(Math.max(0, now() - Math.max(task.due, task.adoptedAt)) / 1000);
       tasks.started(task);
       fault('poll.after-claim');
